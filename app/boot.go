@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"gorm.io/gorm"
+
+	"oneid/app/config"
+	"oneid/migrations"
+	"oneid/models"
+)
+
+// system is what most subcommands start from: validated configuration, a logger
+// and a migrated database.
+type system struct {
+	cfg    config.Config
+	log    *slog.Logger
+	db     *gorm.DB
+	sealer *models.Sealer
+}
+
+func boot(ctx context.Context, env *environment) (*system, error) {
+	cfg, err := config.Load(env.getenv)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewJSONHandler(env.stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if err := cfg.EnsureEmbeddedKey(); err != nil {
+		return nil, err
+	}
+	if cfg.SecretKeyGenerated {
+		log.Warn("generated a new secret key for the embedded database; keep it with the data folder, and set ONEID_SECRET_KEY in production",
+			"path", cfg.DataDir+"/secret.key")
+	}
+	sealer, err := models.NewSealer(cfg.SecretKey)
+	if err != nil {
+		return nil, err
+	}
+	db, err := models.Open(cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := migrations.Apply(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("migrate %s: %w", models.RedactURL(cfg.DatabaseURL), err)
+	}
+	if len(applied) > 0 {
+		log.Info("applied migrations", "versions", applied)
+	}
+	return &system{cfg: cfg, log: log, db: db, sealer: sealer}, nil
+}
+
+func (s *system) close() {
+	if sqlDB, err := s.db.DB(); err == nil {
+		_ = sqlDB.Close()
+	}
+}
+
+func runMigrate(ctx context.Context, args []string, env *environment) error {
+	fs := newFlagSet("migrate", "apply every pending migration to ONEID_DATABASE_URL and exit", env)
+	if err := fs.Parse(args); err != nil {
+		return flagErr(err)
+	}
+	sys, err := boot(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer sys.close()
+	all, err := migrations.All()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "schema is at version %d\n", all[len(all)-1].Version)
+	return nil
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"oneid/app/web"
+)
+
+func runServe(ctx context.Context, args []string, env *environment) error {
+	fs := newFlagSet("serve", "start the portal on ONEID_ADDR (default 127.0.0.1:8080)", env)
+	if err := fs.Parse(args); err != nil {
+		return flagErr(err)
+	}
+	sys, err := boot(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer sys.close()
+	app, err := web.New(web.Deps{Config: sys.cfg, DB: sys.db, Log: sys.log, Sealer: sys.sealer})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", sys.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", sys.cfg.Addr, err)
+	}
+	fmt.Fprintf(env.stdout, "OneID is listening on http://%s\n", ln.Addr())
+	served := make(chan error, 1)
+	go func() { served <- app.Listener(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	// SIGTERM: stop accepting, let requests in flight finish, then exit.
+	sys.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := app.ShutdownWithContext(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package models
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// ErrUnscopedQuery is the tenant guard's refusal: a statement touched a
+// tenant-owned table without saying which tenant it is for.
+var ErrUnscopedQuery = errors.New("models: query on a tenant-owned table without a tenant scope")
+
+const crossTenantKey = "oneid:cross_tenant"
+
+// TenantTables lists every table that carries tenant_id. A test checks it against
+// the migrated schema, so a new tenant-owned table cannot be forgotten here.
+var TenantTables = map[string]bool{
+	"memberships":  true,
+	"invitations":  true,
+	"audit_events": true,
+	"api_keys":     true,
+
+	"open_accounts":   true,
+	"apps":            true,
+	"customers":       true,
+	"identities":      true,
+	"customer_events": true,
+}
+
+// ForTenant scopes a statement to one tenant; use it as db.Scopes(ForTenant(id)).
+// The column is qualified with the statement's own table, so joins stay unambiguous.
+func ForTenant(tenantID int64) func(*gorm.DB) *gorm.DB {
+	return func(db *gorm.DB) *gorm.DB {
+		if tenantID <= 0 {
+			_ = db.AddError(fmt.Errorf("%w: tenant id %d", ErrUnscopedQuery, tenantID))
+			return db
+		}
+		return db.Where(clause.Eq{Column: clause.Column{Table: clause.CurrentTable, Name: "tenant_id"}, Value: tenantID})
+	}
+}
+
+// CrossTenant marks a statement as deliberately spanning tenants (platform CLI,
+// job schedulers). The reason is required so every such place is greppable.
+func CrossTenant(db *gorm.DB, reason string) *gorm.DB {
+	if reason == "" {
+		panic("models.CrossTenant needs a reason")
+	}
+	return db.Set(crossTenantKey, reason)
+}
+
+func installTenantGuard(db *gorm.DB) error {
+	cb := db.Callback()
+	steps := []error{
+		cb.Create().Before("gorm:create").Register("oneid:tenant_guard", guardCreate),
+		cb.Query().Before("gorm:query").Register("oneid:tenant_guard", guardWhere),
+		cb.Update().Before("gorm:update").Register("oneid:tenant_guard", guardWhere),
+		cb.Delete().Before("gorm:delete").Register("oneid:tenant_guard", guardWhere),
+		cb.Row().Before("gorm:row").Register("oneid:tenant_guard", guardWhere),
+		cb.Raw().Before("gorm:raw").Register("oneid:tenant_guard", guardWhere),
+	}
+	for _, err := range steps {
+		if err != nil {
+			return fmt.Errorf("models: install tenant guard: %w", err)
+		}
+	}
+	return nil
+}
+
+func isCrossTenant(db *gorm.DB) bool {
+	_, ok := db.Get(crossTenantKey)
+	return ok
+}
+
+func guardCreate(db *gorm.DB) {
+	if db.Error != nil || isCrossTenant(db) || db.Statement.Schema == nil || !TenantTables[db.Statement.Table] {
+		return
+	}
+	field := db.Statement.Schema.LookUpField("TenantID")
+	if field == nil {
+		_ = db.AddError(fmt.Errorf("%w: %s has no TenantID field", ErrUnscopedQuery, db.Statement.Table))
+		return
+	}
+	rv := db.Statement.ReflectValue
+	check := func(i int) bool {
+		v := rv
+		if i >= 0 {
+			v = rv.Index(i)
+		}
+		val, zero := field.ValueOf(db.Statement.Context, v)
+		if zero {
+			return false
+		}
+		id, ok := val.(int64)
+		return !ok || id > 0
+	}
+	switch rv.Kind().String() {
+	case "slice", "array":
+		for i := 0; i < rv.Len(); i++ {
+			if !check(i) {
+				_ = db.AddError(fmt.Errorf("%w: insert into %s without tenant_id", ErrUnscopedQuery, db.Statement.Table))
+				return
+			}
+		}
+	case "struct":
+		if !check(-1) {
+			_ = db.AddError(fmt.Errorf("%w: insert into %s without tenant_id", ErrUnscopedQuery, db.Statement.Table))
+		}
+	}
+}
+
+var sqlTableRef = regexp.MustCompile("(?i)\\b(?:from|join|update|into|table)\\s+`?([a-z_][a-z0-9_]*)`?")
+
+func guardWhere(db *gorm.DB) {
+	if db.Error != nil || isCrossTenant(db) {
+		return
+	}
+	stmt := db.Statement
+	if raw := stmt.SQL.String(); raw != "" && stmt.Table == "" {
+		// Raw SQL: every tenant-owned table it names must come with a tenant_id test.
+		for _, m := range sqlTableRef.FindAllStringSubmatch(raw, -1) {
+			if TenantTables[strings.ToLower(m[1])] && !strings.Contains(strings.ToLower(raw), "tenant_id") {
+				_ = db.AddError(fmt.Errorf("%w: raw SQL on %s", ErrUnscopedQuery, m[1]))
+				return
+			}
+		}
+		return
+	}
+	if !TenantTables[stmt.Table] {
+		return
+	}
+	if c, ok := stmt.Clauses["WHERE"]; ok {
+		if where, ok := c.Expression.(clause.Where); ok && exprsMentionTenant(where.Exprs) {
+			return
+		}
+	}
+	_ = db.AddError(fmt.Errorf("%w: %s", ErrUnscopedQuery, stmt.Table))
+}
+
+func exprsMentionTenant(exprs []clause.Expression) bool {
+	for _, e := range exprs {
+		if exprMentionsTenant(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// exprMentionsTenant looks only at top-level AND conditions: a tenant test inside
+// an OR would not scope the query, so it does not count.
+func exprMentionsTenant(e clause.Expression) bool {
+	switch x := e.(type) {
+	case clause.Eq:
+		return columnIsTenant(x.Column)
+	case clause.IN:
+		return columnIsTenant(x.Column)
+	case clause.Expr:
+		return sqlMentionsTenant(x.SQL)
+	case clause.NamedExpr:
+		return sqlMentionsTenant(x.SQL)
+	case clause.AndConditions:
+		return exprsMentionTenant(x.Exprs)
+	case clause.Where:
+		return exprsMentionTenant(x.Exprs)
+	}
+	return false
+}
+
+func columnIsTenant(col any) bool {
+	switch c := col.(type) {
+	case clause.Column:
+		return c.Name == "tenant_id"
+	case string:
+		return c == "tenant_id" || strings.HasSuffix(c, ".tenant_id")
+	}
+	return false
+}
+
+func sqlMentionsTenant(sql string) bool {
+	s := strings.ToLower(sql)
+	return strings.Contains(s, "tenant_id") && !strings.Contains(s, " or ")
+}
