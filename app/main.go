@@ -40,6 +40,7 @@ func commands() []command {
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"tenant", "create, list or suspend tenants (platform operator)", runTenant},
 		{"apikey", "create an API key for a tenant's own systems", runAPIKey},
+		{"healthcheck", "exit 0 when the local portal is ready (for container health checks)", runHealthcheck},
 	}
 }
 

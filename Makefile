@@ -1,0 +1,26 @@
+# OneID — everyday commands. `make help` lists them.
+GO ?= go
+PKGS ?= ./...
+ARTIFACTS ?= $(CURDIR)/.artifacts
+
+.PHONY: help run test generate check bench-wxsim
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+run: ## start the portal on the embedded database (http://127.0.0.1:8080)
+	$(GO) run ./app serve
+
+generate: ## regenerate templ components
+	$(GO) tool templ generate
+
+check: ## formatting, generated files in sync, vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@$(GO) tool templ generate >/dev/null 2>&1; git diff --exit-code --stat -- '*_templ.go' || { echo "templ files were stale"; exit 1; }
+	$(GO) vet $(PKGS)
+
+test: ## the whole test suite (starts MariaDB and installs Chromium when missing)
+	.ci/ensure-services
+	$(MAKE) --no-print-directory check
+	mkdir -p $(ARTIFACTS)
+	ONEID_ARTIFACTS=$(ARTIFACTS) $(GO) test -count=1 -timeout 20m $(PKGS)
