@@ -1,0 +1,139 @@
+package models
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// How long a session lives: it ends after 30 minutes without a request, and 12
+// hours after sign-in whatever happens.
+const (
+	SessionIdleTimeout = 30 * time.Minute
+	SessionMaxAge      = 12 * time.Hour
+	// sessionTouchEvery spares a write on every request: last_seen_at moves at
+	// most once a minute, which keeps the idle timeout within a minute.
+	sessionTouchEvery = time.Minute
+)
+
+// Session is a signed-in browser. Only the SHA-256 of the session id is stored,
+// so a copy of the table does not let anyone in; any instance serves any request.
+type Session struct {
+	IDHash          string `gorm:"primaryKey;column:id_hash"`
+	UserID          int64
+	CurrentTenantID int64
+	CSRFToken       string `gorm:"column:csrf_token"`
+	IP              string
+	UserAgent       string
+	CreatedAt       time.Time
+	LastSeenAt      time.Time
+}
+
+// Expired reports whether the session has ended by idleness or age at now.
+func (s *Session) Expired(now time.Time) bool {
+	return now.Sub(s.LastSeenAt) > SessionIdleTimeout || now.Sub(s.CreatedAt) > SessionMaxAge
+}
+
+// CreateSession starts a session for a person and returns the id for the cookie
+// (shown nowhere else) with the stored row.
+func CreateSession(db *gorm.DB, userID, tenantID int64, ip, userAgent string, now time.Time) (string, *Session, error) {
+	id := randomSecret(32)
+	s := &Session{
+		IDHash:          hashSecret(id),
+		UserID:          userID,
+		CurrentTenantID: tenantID,
+		CSRFToken:       randomSecret(32),
+		IP:              clipString(ip, 64),
+		UserAgent:       clipString(userAgent, 255),
+		CreatedAt:       now,
+		LastSeenAt:      now,
+	}
+	if err := db.Create(s).Error; err != nil {
+		return "", nil, fmt.Errorf("models: create session: %w", err)
+	}
+	return id, s, nil
+}
+
+// FindSession loads a session by the id from the cookie. It does not judge
+// expiry: callers ask Expired with their clock.
+func FindSession(db *gorm.DB, id string) (*Session, error) {
+	if id == "" {
+		return nil, ErrNotFound
+	}
+	var s Session
+	if err := db.Where("id_hash = ?", hashSecret(id)).Take(&s).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &s, nil
+}
+
+// TouchSession records activity at now, at most once a minute.
+func TouchSession(db *gorm.DB, s *Session, now time.Time) error {
+	if now.Sub(s.LastSeenAt) < sessionTouchEvery {
+		return nil
+	}
+	s.LastSeenAt = now
+	if err := db.Model(&Session{}).Where("id_hash = ?", s.IDHash).Update("last_seen_at", now).Error; err != nil {
+		return fmt.Errorf("models: touch session: %w", err)
+	}
+	return nil
+}
+
+// SetSessionTenant remembers the tenant a session last worked in.
+func SetSessionTenant(db *gorm.DB, s *Session, tenantID int64) error {
+	if s.CurrentTenantID == tenantID {
+		return nil
+	}
+	s.CurrentTenantID = tenantID
+	if err := db.Model(&Session{}).Where("id_hash = ?", s.IDHash).Update("current_tenant_id", tenantID).Error; err != nil {
+		return fmt.Errorf("models: set session tenant: %w", err)
+	}
+	return nil
+}
+
+// DeleteSession ends a session (sign-out, expiry, rotation at sign-in).
+func DeleteSession(db *gorm.DB, s *Session) error {
+	if err := db.Where("id_hash = ?", s.IDHash).Delete(&Session{}).Error; err != nil {
+		return fmt.Errorf("models: delete session: %w", err)
+	}
+	return nil
+}
+
+// PurgeSessions deletes every session that has ended by now.
+func PurgeSessions(db *gorm.DB, now time.Time) error {
+	err := db.Where("last_seen_at < ? OR created_at < ?", now.Add(-SessionIdleTimeout), now.Add(-SessionMaxAge)).
+		Delete(&Session{}).Error
+	if err != nil {
+		return fmt.Errorf("models: purge sessions: %w", err)
+	}
+	return nil
+}
+
+// randomSecret is n random bytes in URL-safe base64.
+func randomSecret(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashSecret is how session ids, invitation tokens and API keys are stored.
+func hashSecret(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func clipString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cut on a rune boundary so the column never gets half a character.
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
