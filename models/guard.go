@@ -122,7 +122,8 @@ func guardWhere(db *gorm.DB) {
 	if raw := stmt.SQL.String(); raw != "" && stmt.Table == "" {
 		// Raw SQL: every tenant-owned table it names must come with a tenant_id test.
 		for _, m := range sqlTableRef.FindAllStringSubmatch(raw, -1) {
-			if TenantTables[strings.ToLower(m[1])] && !strings.Contains(strings.ToLower(raw), "tenant_id") {
+			lower := strings.ToLower(raw)
+			if TenantTables[strings.ToLower(m[1])] && (!strings.Contains(lower, "tenant_id") || orredTenantTest.MatchString(lower)) {
 				_ = db.AddError(fmt.Errorf("%w: raw SQL on %s", ErrUnscopedQuery, m[1]))
 				return
 			}
@@ -141,12 +142,18 @@ func guardWhere(db *gorm.DB) {
 }
 
 func exprsMentionTenant(exprs []clause.Expression) bool {
+	found := false
 	for _, e := range exprs {
+		if or, ok := e.(clause.OrConditions); ok && len(or.Exprs) == 1 {
+			// gorm joins a lone Or(...) to the conditions before it with OR, so
+			// the list is a disjunction and no tenant test in it scopes anything.
+			return false
+		}
 		if exprMentionsTenant(e) {
-			return true
+			found = true
 		}
 	}
-	return false
+	return found
 }
 
 // exprMentionsTenant looks only at top-level AND conditions: a tenant test inside
@@ -179,7 +186,16 @@ func columnIsTenant(col any) bool {
 	return false
 }
 
+// tenantTest is a comparison of tenant_id with a value or a list; anything else
+// (IS NOT NULL, <>, >) does not scope a query to one tenant.
+var tenantTest = regexp.MustCompile("(?i)(^|[^a-z0-9_])tenant_id`?\\s*(=|in\\s*\\()")
+
+// orredTenantTest finds a tenant test that is an operand of OR in raw SQL:
+// "tenant_id = ? OR …" or "… OR tenant_id = ?".
+var orredTenantTest = regexp.MustCompile("(?i)tenant_id`?\\s*(=|in)\\s*(\\?|\\d+|\\([^)]*\\))[\\s)]*or\\b|\\bor[\\s(]+[a-z0-9_.`]*tenant_id")
+
+var orWord = regexp.MustCompile(`(?i)\bor\b`)
+
 func sqlMentionsTenant(sql string) bool {
-	s := strings.ToLower(sql)
-	return strings.Contains(s, "tenant_id") && !strings.Contains(s, " or ")
+	return tenantTest.MatchString(sql) && !orWord.MatchString(sql)
 }
