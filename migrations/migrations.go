@@ -72,6 +72,11 @@ func (m Migration) Statements(dialect string) []string {
 		table = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 	}
 	sql := strings.NewReplacer("{{id}}", id, "{{table}}", table).Replace(m.SQL)
+	if dialect != "mysql" {
+		// The SQLite driver parses a column back into time.Time only when it is
+		// declared exactly DATE, DATETIME or TIMESTAMP.
+		sql = strings.ReplaceAll(sql, "DATETIME(6)", "DATETIME")
+	}
 	var stmts []string
 	var cur strings.Builder
 	for _, line := range strings.Split(sql, "\n") {
