@@ -191,4 +191,3 @@ func guardCount(t *testing.T, db *gorm.DB, tenantID int64) int64 {
 	}
 	return n
 }
-

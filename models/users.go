@@ -163,7 +163,6 @@ func (h *PasswordHasher) VerifyNobody(ctx context.Context, password string) {
 // would type: verifying against it costs exactly what a real verification does.
 const nobodysHash = "$argon2id$v=19$m=19456,t=2,p=1$bm8gYWNjb3VudCBoZXJlIQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
-
 func (h *PasswordHasher) derive(ctx context.Context, password string, salt []byte, mem, iters uint32, threads uint8, keyLen uint32) ([]byte, error) {
 	select {
 	case h.slots <- struct{}{}:
