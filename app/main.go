@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"oneid/app/wechat/wechattest"
 )
 
 func main() {
@@ -41,6 +43,9 @@ func commands() []command {
 		{"tenant", "create, list or suspend tenants (platform operator)", runTenant},
 		{"apikey", "create an API key for a tenant's own systems", runAPIKey},
 		{"healthcheck", "exit 0 when the local portal is ready (for container health checks)", runHealthcheck},
+		{"wxsim", "run the WeChat simulator (--addr, --fixture; `wxsim bench` measures it)", func(ctx context.Context, args []string, env *environment) error {
+			return wechattest.Main(ctx, args, env.stdout)
+		}},
 	}
 }
 
