@@ -50,6 +50,7 @@ CREATE TABLE customers (
   unlinked_reason VARCHAR(24) NULL,
   nickname VARCHAR(100) NOT NULL,
   avatar_url VARCHAR(512) NOT NULL,
+  profile_at DATETIME(6) NULL,
   first_seen_at DATETIME(6) NOT NULL,
   last_seen_at DATETIME(6) NOT NULL,
   created_at DATETIME(6) NOT NULL,
@@ -74,13 +75,18 @@ CREATE TABLE identities (
   source VARCHAR(16) NOT NULL,
   nickname VARCHAR(100) NOT NULL,
   avatar_url VARCHAR(512) NOT NULL,
+  profile_at DATETIME(6) NULL,
   first_seen_at DATETIME(6) NOT NULL,
   last_seen_at DATETIME(6) NOT NULL,
+  last_sync_pass BIGINT NOT NULL DEFAULT 0,
   created_at DATETIME(6) NOT NULL,
   updated_at DATETIME(6) NOT NULL
 ) {{table}};
 CREATE UNIQUE INDEX ux_identities_app_openid ON identities (app_id, openid);
 CREATE INDEX ix_identities_tenant_customer ON identities (tenant_id, customer_id);
+-- Followers of an app (dashboard counts) and the end-of-pass sweep that marks
+-- followers a full sync did not list; ordered by id within (app, subscribed).
+CREATE INDEX ix_identities_app_subscribed ON identities (app_id, subscribed);
 
 CREATE TABLE customer_events (
   id {{id}},

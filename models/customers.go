@@ -1,6 +1,13 @@
 package models
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
 
 // Why a customer has no UnionID (yet).
 const (
@@ -43,6 +50,7 @@ type Customer struct {
 	UnlinkedReason *string
 	Nickname       string
 	AvatarURL      string
+	ProfileAt      *time.Time // when the nickname and avatar were observed
 	FirstSeenAt    time.Time
 	LastSeenAt     time.Time
 	CreatedAt      time.Time
@@ -64,11 +72,13 @@ type Identity struct {
 	SubscribeTime  *time.Time
 	SubscribeScene string
 	UnsubscribedAt *time.Time
-	Source         string
+	Source         string // where the identity was first seen
 	Nickname       string
 	AvatarURL      string
+	ProfileAt      *time.Time // when the nickname and avatar were observed
 	FirstSeenAt    time.Time
 	LastSeenAt     time.Time
+	LastSyncPass   int64 // the last full follower pass that listed this identity
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 }
@@ -84,4 +94,115 @@ type CustomerEvent struct {
 	Detail     string
 	OccurredAt time.Time
 	CreatedAt  time.Time
+}
+
+// ErrAmbiguousUnionID is FindCustomerByUnionID's answer when no namespace is
+// named and more than one of the tenant's open-platform accounts holds the id.
+var ErrAmbiguousUnionID = errors.New("models: unionid is held in more than one open-platform account; name one")
+
+// FindCustomer loads one of the tenant's customers; another tenant's is
+// ErrNotFound, exactly like a missing one.
+func FindCustomer(db *gorm.DB, tenantID, id int64) (*Customer, error) {
+	var c Customer
+	err := db.Scopes(ForTenant(tenantID)).Where("id = ?", id).Take(&c).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("models: find customer %d: %w", id, err)
+	}
+	return &c, nil
+}
+
+// FindCustomerByUnionID finds the customer holding unionid in the namespace of
+// the tenant's open-platform account openAppID (its open_appid). With openAppID
+// "" every namespace of the tenant is searched; if more than one holds the id
+// (the same string in two accounts is two people) the answer is
+// ErrAmbiguousUnionID.
+func FindCustomerByUnionID(db *gorm.DB, tenantID int64, openAppID, unionID string) (*Customer, error) {
+	if !ValidWeChatID(unionID) {
+		return nil, ErrNotFound
+	}
+	q := db.Scopes(ForTenant(tenantID)).Where("unionid = ?", unionID)
+	if openAppID != "" {
+		q = q.Where("open_account_id IN (?)", db.Model(&OpenAccount{}).Scopes(ForTenant(tenantID)).
+			Select("id").Where("open_appid = ?", openAppID))
+	} else {
+		q = q.Where("open_account_id IS NOT NULL")
+	}
+	var found []Customer
+	if err := q.Order("id").Limit(2).Find(&found).Error; err != nil {
+		return nil, fmt.Errorf("models: find customer by unionid: %w", err)
+	}
+	switch len(found) {
+	case 0:
+		return nil, ErrNotFound
+	case 1:
+		return &found[0], nil
+	}
+	return nil, ErrAmbiguousUnionID
+}
+
+// FindCustomerByOpenID finds the customer of the identity (appid, openid),
+// appid being the WeChat AppID of one of the tenant's apps.
+func FindCustomerByOpenID(db *gorm.DB, tenantID int64, appID, openID string) (*Customer, error) {
+	if !ValidWeChatID(openID) {
+		return nil, ErrNotFound
+	}
+	var found []Customer
+	err := db.Raw(`SELECT c.* FROM identities i
+JOIN apps a ON a.id = i.app_id AND a.tenant_id = i.tenant_id
+JOIN customers c ON c.id = i.customer_id AND c.tenant_id = i.tenant_id
+WHERE i.tenant_id = ? AND a.appid = ? AND i.openid = ?
+ORDER BY i.last_seen_at DESC LIMIT 1`, tenantID, appID, openID).Scan(&found).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: find customer by openid: %w", err)
+	}
+	if len(found) == 0 {
+		return nil, ErrNotFound
+	}
+	return &found[0], nil
+}
+
+// CustomerTimeline returns a customer's newest events first, at most limit
+// (100 if limit ≤ 0).
+func CustomerTimeline(db *gorm.DB, tenantID, customerID int64, limit int) ([]CustomerEvent, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var events []CustomerEvent
+	err := db.Scopes(ForTenant(tenantID)).Where("customer_id = ?", customerID).
+		Order("occurred_at DESC, id DESC").Limit(limit).Find(&events).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: timeline of customer %d: %w", customerID, err)
+	}
+	return events, nil
+}
+
+// DeleteCustomer erases a customer with its identities and timeline, in one
+// transaction (retried on deadlock). The customer row is locked first, so an
+// identity resolved onto it meanwhile is either erased too or waits and then
+// starts a new customer. A later observation of the same person (the next
+// follower sync, say) creates them anew: erasure is not a block list.
+func DeleteCustomer(db *gorm.DB, tenantID, id int64) error {
+	return RetryTx(db.Statement.Context, db, func(tx *gorm.DB) error {
+		var ids []int64
+		err := tx.Model(&Customer{}).Scopes(ForTenant(tenantID)).Where("id = ?", id).
+			Clauses(clause.Locking{Strength: "UPDATE"}).Pluck("id", &ids).Error
+		if err != nil {
+			return fmt.Errorf("models: delete customer %d: %w", id, err)
+		}
+		if len(ids) == 0 {
+			return ErrNotFound
+		}
+		for _, model := range []any{&CustomerEvent{}, &Identity{}} {
+			if err := tx.Scopes(ForTenant(tenantID)).Where("customer_id = ?", id).Delete(model).Error; err != nil {
+				return fmt.Errorf("models: delete customer %d: %w", id, err)
+			}
+		}
+		if err := tx.Scopes(ForTenant(tenantID)).Where("id = ?", id).Delete(&Customer{}).Error; err != nil {
+			return fmt.Errorf("models: delete customer %d: %w", id, err)
+		}
+		return nil
+	}, readCommitted(db)...)
 }
