@@ -251,7 +251,7 @@ func TestResolve(t *testing.T) {
 					AvatarURL: map[bool]string{true: "https://wx.qlogo.cn/" + nick}[nick != ""], Source: models.SourceOAuth, At: at(minute)}
 			}
 			id := w.resolve(t, obs("oA1", "first", 0)).Outcomes[0].CustomerID
-			w.resolve(t, obs("oA1", "", 30))     // newer, but says nothing of the profile
+			w.resolve(t, obs("oA1", "", 30))      // newer, but says nothing of the profile
 			w.resolve(t, obs("oA1", "third", 20)) // older than the last sighting, newest with a nickname
 			w.resolve(t, obs("oA1", "stale", 10)) // older than "third"
 			c := w.customer(t, id)
