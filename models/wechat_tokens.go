@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -70,6 +71,7 @@ func (wechatTokenRow) TableName() string { return "wechat_tokens" }
 type WechatTokenStore struct {
 	db     *gorm.DB
 	sealer *Sealer
+	locks  sync.Map // SQLite only: "appid|kind" → *sync.Mutex
 }
 
 // NewWechatTokenStore returns a store on db that seals values with sealer.
@@ -165,59 +167,76 @@ func (s *WechatTokenStore) Put(ctx context.Context, appID, kind string, t Wechat
 	return nil
 }
 
-// Refresh runs fn under a row lock (SELECT … FOR UPDATE on MySQL; SQLite's
-// immediate transactions serialise writers) and stores what it returns.
+// Refresh runs fn under a lock that admits one caller per (app, kind). On
+// MySQL it is a row lock (SELECT … FOR UPDATE) held across instances. SQLite is
+// single-process, and its write lock covers the whole file: holding it through
+// a WeChat call would stall every other writer (and deadlock fn's own writes),
+// so there an in-process lock serialises the callers instead.
 func (s *WechatTokenStore) Refresh(ctx context.Context, appID, kind string, fn func(cur WechatToken) (WechatToken, bool, error)) (WechatToken, error) {
 	if err := s.ensureRow(ctx, appID, kind); err != nil {
 		return WechatToken{}, err
 	}
+	if s.db.Dialector.Name() != DialectMySQL {
+		l, _ := s.locks.LoadOrStore(appID+"|"+kind, &sync.Mutex{})
+		l.(*sync.Mutex).Lock()
+		defer l.(*sync.Mutex).Unlock()
+		return s.refresh(ctx, s.db.WithContext(ctx), appID, kind, fn)
+	}
 	var out WechatToken
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		q := tx
-		if tx.Dialector.Name() == DialectMySQL {
-			q = tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
-		}
-		r, err := s.find(q, appID, kind)
-		if err != nil {
-			return err
-		}
-		if r == nil {
-			return fmt.Errorf("models: wechat token row %s of %s vanished", kind, appID)
-		}
-		cur, err := s.decode(r)
-		if err != nil {
-			// A value that no longer opens (key rotated) is as good as none.
-			cur = WechatToken{Version: r.Version}
-		}
-		next, changed, err := fn(cur)
-		if err != nil {
-			return err
-		}
-		if !changed {
-			out = cur
-			return nil
-		}
-		sealed, exp, err := s.seal(appID, kind, next)
-		if err != nil {
-			return err
-		}
-		now := time.Now().UTC()
-		next.Version = r.Version + 1
-		err = tx.Model(&wechatTokenRow{}).Where("id = ?", r.ID).Updates(map[string]any{
-			"value_sealed":    sealed,
-			"expires_at":      exp,
-			"version":         next.Version,
-			"refreshes":       gorm.Expr("refreshes + 1"),
-			"last_refresh_at": now,
-			"updated_at":      now,
-		}).Error
-		if err != nil {
-			return fmt.Errorf("models: store refreshed wechat token %s of %s: %w", kind, appID, err)
-		}
-		out = next
-		return nil
+		var err error
+		out, err = s.refresh(ctx, tx, appID, kind, fn)
+		return err
 	})
 	return out, err
+}
+
+func (s *WechatTokenStore) refresh(ctx context.Context, db *gorm.DB, appID, kind string, fn func(cur WechatToken) (WechatToken, bool, error)) (WechatToken, error) {
+	q := db
+	if db.Dialector.Name() == DialectMySQL {
+		q = db.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	}
+	r, err := s.find(q, appID, kind)
+	if err != nil {
+		return WechatToken{}, err
+	}
+	if r == nil {
+		return WechatToken{}, fmt.Errorf("models: wechat token row %s of %s vanished", kind, appID)
+	}
+	cur, err := s.decode(r)
+	if err != nil {
+		// A value that no longer opens (key rotated) is as good as none.
+		cur = WechatToken{Version: r.Version}
+	}
+	next, changed, err := fn(cur)
+	if err != nil {
+		return WechatToken{}, err
+	}
+	if !changed {
+		return cur, nil
+	}
+	sealed, exp, err := s.seal(appID, kind, next)
+	if err != nil {
+		return WechatToken{}, err
+	}
+	now := time.Now().UTC()
+	next.Version = r.Version + 1
+	res := db.Model(&wechatTokenRow{}).Where("id = ? AND version = ?", r.ID, r.Version).Updates(map[string]any{
+		"value_sealed":    sealed,
+		"expires_at":      exp,
+		"version":         next.Version,
+		"refreshes":       gorm.Expr("refreshes + 1"),
+		"last_refresh_at": now,
+		"updated_at":      now,
+	})
+	if res.Error != nil {
+		return WechatToken{}, fmt.Errorf("models: store refreshed wechat token %s of %s: %w", kind, appID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		// A Put got in first (SQLite only; MySQL holds the row lock): keep its value.
+		return s.Get(ctx, appID, kind)
+	}
+	return next, nil
 }
 
 // CompareAndExpire counts a rejection and expires the token if its version is

@@ -1,6 +1,7 @@
 package wechat_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -9,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"oneid/app/wechat"
 	"oneid/app/wechat/wechattest"
+	"oneid/migrations/dbtest"
+	"oneid/models"
 )
 
 const compKey = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg"
@@ -271,4 +276,53 @@ func readAll(resp *http.Response) string {
 			return b.String()
 		}
 	}
+}
+
+// TestAuthorizerTokensOnDatabaseStores runs the authorizer refresh (which
+// rewrites the refresh-token row while holding the access-token lock) on both
+// database stores, where a whole-file lock could deadlock it.
+func TestAuthorizerTokensOnDatabaseStores(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		sealer, err := models.NewSealer(bytes.Repeat([]byte{2}, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sim := wechattest.Start(t)
+		comp, err := sim.AddComponent(wechattest.ComponentSpec{Token: "t", AESKey: compKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := sim.Config(wechattest.LoopbackOnly(t), models.NewWechatTokenStore(db, sealer))
+		cfg.Component = wechat.Component{AppID: comp.AppID, Secret: comp.Secret}
+		cfg.Timeout = 5 * time.Second
+		c := wechat.New(cfg)
+		ctx := context.Background()
+		ticket, _ := sim.NewVerifyTicket(comp.AppID)
+		if err := c.SaveVerifyTicket(ctx, ticket); err != nil {
+			t.Fatal(err)
+		}
+		oa := sim.MustAddApp(wechattest.AppSpec{Name: "svc", Principal: principal, Followers: 3})
+		code, err := sim.Authorize(comp.AppID, oa.AppID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.QueryAuth(ctx, code); err != nil {
+			t.Fatal(err)
+		}
+		app := wechat.App{AppID: oa.AppID, Authorized: true}
+		for i := range 2 {
+			sim.ExpireTokens(oa.AppID)
+			start := time.Now()
+			if _, err := c.UserList(ctx, app, ""); err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("round %d took %s: the refresh waited on a lock", i, d)
+			}
+		}
+		if n := sim.Calls("cgi-bin/component/api_authorizer_token"); n != 2 {
+			t.Fatalf("api_authorizer_token calls = %d, want 2", n)
+		}
+	})
 }

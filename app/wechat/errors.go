@@ -86,7 +86,8 @@ func isConfigCode(c int) bool {
 	case CodeIPNotWhitelisted, CodeInvalidSecret, CodeInvalidAppID, CodeSecretFrozen,
 		41002, 41004, // appid / secret missing
 		89503, 89506, 89507, // IP awaits or was refused admin confirmation
-		61004: // component client IP not registered
+		61004,        // component client IP not registered
+		61003, 61023: // the app has not authorized the component, or cancelled it
 		return true
 	}
 	return false

@@ -13,9 +13,9 @@ import (
 
 type component struct {
 	AppID, Secret, Token, AESKey, CallbackURL string
-	tickets   map[string]time.Time // ticket → pushed at (valid 12 h)
-	preauth   map[string]time.Time
-	authCodes map[string]*authCode
+	tickets                                   map[string]time.Time // ticket → pushed at (valid 12 h)
+	preauth                                   map[string]time.Time
+	authCodes                                 map[string]*authCode
 }
 
 type authCode struct {

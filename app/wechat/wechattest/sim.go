@@ -26,15 +26,15 @@ import (
 
 // Sim is a running simulator. All methods are safe for concurrent use.
 type Sim struct {
-	opts options
-	ids  *ids
-	ln   net.Listener
-	srv  *http.Server
-	url  string
-	push *http.Client
+	opts   options
+	ids    *ids
+	ln     net.Listener
+	srv    *http.Server
+	url    string
+	push   *http.Client
 	router map[string]route
-	wg   sync.WaitGroup
-	rid  atomic.Uint64
+	wg     sync.WaitGroup
+	rid    atomic.Uint64
 
 	mu        sync.Mutex
 	offset    time.Duration // added to the wall clock by Advance

@@ -40,17 +40,17 @@ type app struct {
 	Funcs                                          []int // permission sets granted on authorization
 	callback                                       *Callback
 
-	ns           namespace
-	followers    uint64 // generated followers: persons base … base+followers-1
-	base         uint64
+	ns            namespace
+	followers     uint64 // generated followers: persons base … base+followers-1
+	base          uint64
 	unsubPermille uint64
-	unfollowed   map[Person]time.Time // generated followers who unfollowed
-	refollowed   map[Person]*follow   // generated followers who unfollowed and came back
-	extra        map[Person]*follow   // everyone else who follows or followed
-	extraOrder   []Person
-	extraPos     map[Person]int
-	subscribed   int // explicit followers currently subscribed (extra)
-	grants       map[string]*grant // component appid → authorization
+	unfollowed    map[Person]time.Time // generated followers who unfollowed
+	refollowed    map[Person]*follow   // generated followers who unfollowed and came back
+	extra         map[Person]*follow   // everyone else who follows or followed
+	extraOrder    []Person
+	extraPos      map[Person]int
+	subscribed    int               // explicit followers currently subscribed (extra)
+	grants        map[string]*grant // component appid → authorization
 }
 
 type follow struct {
