@@ -3,6 +3,7 @@ package wechat
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"strconv"
 	"time"
@@ -297,4 +298,41 @@ func (c *Client) GetAuthorizer(ctx context.Context, authorizerAppID string) (*Au
 		return nil, err
 	}
 	return &r.Authorizer, nil
+}
+
+// HandleComponentPush checks and decrypts a push to the component's
+// authorisation-event URL (always safe mode, component token and key), stores
+// a component_verify_ticket, and returns the notice so the caller can act on
+// authorized, updateauthorized and unauthorized. Answer WeChat "success".
+func (c *Client) HandleComponentPush(ctx context.Context, q CallbackQuery, body []byte) (*Event, error) {
+	if c.component.AppID == "" {
+		return nil, errNoComponent
+	}
+	cr, err := NewCrypter(c.component.AESKey, c.component.AppID)
+	if err != nil {
+		return nil, err
+	}
+	if q.EncryptType == "" {
+		q.EncryptType = "aes" // component pushes are always encrypted
+	}
+	plain, err := OpenPush(c.component.Token, cr, q, body)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := ParseEvent(plain)
+	if err != nil {
+		return nil, err
+	}
+	if ev.AppID != c.component.AppID {
+		return nil, fmt.Errorf("%w: push names component %q", ErrCallbackBody, ev.AppID)
+	}
+	if ev.InfoType == InfoVerifyTicket {
+		if ev.ComponentVerifyTicket == "" {
+			return nil, fmt.Errorf("%w: empty verify ticket", ErrCallbackBody)
+		}
+		if err := c.SaveVerifyTicket(ctx, ev.ComponentVerifyTicket); err != nil {
+			return nil, err
+		}
+	}
+	return ev, nil
 }

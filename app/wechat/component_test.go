@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -159,6 +161,45 @@ func TestComponentAuthorizationFlow(t *testing.T) {
 	}
 	if _, err := cw.c.GetAuthorizer(ctx, oa.AppID); wechat.Code(err) != 61003 {
 		t.Fatalf("authorizer info after unauthorize: %v, want 61003", err)
+	}
+}
+
+func TestHandleComponentPush(t *testing.T) {
+	t.Parallel()
+	sim := wechattest.Start(t)
+	comp, _ := sim.AddComponent(wechattest.ComponentSpec{Token: "comptoken", AESKey: compKey})
+	cfg := sim.Config(wechattest.LoopbackOnly(t), wechat.NewMemoryStore())
+	cfg.Component = wechat.Component{AppID: comp.AppID, Secret: comp.Secret, Token: comp.Token, AESKey: comp.AESKey}
+	c := wechat.New(cfg)
+	var got []*wechat.Event
+	rx := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, wechat.MaxCallbackBody+1))
+		ev, err := c.HandleComponentPush(r.Context(), wechat.ParseCallbackQuery(r.URL.Query().Get), body)
+		if err != nil {
+			http.Error(w, "refused", http.StatusForbidden)
+			return
+		}
+		got = append(got, ev)
+		_, _ = w.Write([]byte("success"))
+	}))
+	defer rx.Close()
+	sim.SetComponentCallback(comp.AppID, rx.URL)
+	if _, d, err := sim.PushVerifyTicket(comp.AppID); err != nil || !d.OK {
+		t.Fatalf("ticket push: %+v, %v", d, err)
+	}
+	// The stored ticket is good enough to get a component token.
+	if _, _, err := c.CreatePreAuthCode(context.Background()); err != nil {
+		t.Fatalf("after the pushed ticket: %v", err)
+	}
+	// A push signed with another token is refused, three times.
+	sim.SetComponentCallback(comp.AppID, "")
+	other, _ := sim.AddComponent(wechattest.ComponentSpec{Token: "other", AESKey: compKey})
+	sim.SetComponentCallback(other.AppID, rx.URL)
+	if _, d, _ := sim.PushVerifyTicket(other.AppID); d.OK || d.Attempts != 3 || d.Status != http.StatusForbidden {
+		t.Fatalf("foreign push: %+v; want refused on all 3 attempts", d)
+	}
+	if len(got) != 1 || got[0].InfoType != wechat.InfoVerifyTicket {
+		t.Fatalf("events = %+v", got)
 	}
 }
 
