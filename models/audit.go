@@ -13,7 +13,6 @@ import (
 const (
 	AuditSignIn             = "signin"
 	AuditSignInFailed       = "signin_failed"
-	AuditSignOut            = "signout"
 	AuditTenantCreated      = "tenant_created"
 	AuditInvitationCreated  = "invitation_created"
 	AuditInvitationAccepted = "invitation_accepted"

@@ -148,3 +148,23 @@ func RevokeInvitation(db *gorm.DB, tenantID, id int64, now time.Time) (*Invitati
 	}
 	return &inv, nil
 }
+
+// AcceptInvitationAsNewUser creates the invited person's account and accepts
+// the invitation in one transaction: no account is left without its
+// membership when the link was used a moment before.
+func AcceptInvitationAsNewUser(db *gorm.DB, inv *Invitation, u *User, now time.Time) (*Membership, error) {
+	var m *Membership
+	err := db.Transaction(func(tx *gorm.DB) error {
+		u.Email = inv.Email
+		if err := CreateUser(tx, u); err != nil {
+			return err
+		}
+		var err error
+		m, err = AcceptInvitation(tx, inv, u.ID, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
