@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -34,19 +35,82 @@ type RouteInfo struct {
 	Perm   tenants.Permission
 }
 
+// Key is how tests name a route: "METHOD path".
+func (r RouteInfo) Key() string { return r.Method + " " + r.Path }
+
+// tenantPrefix starts every route that works inside a tenant; the guard reads
+// the slug from it.
+const tenantPrefix = "/t/:tenant"
+
 func (s *Server) routes() []route {
 	return []route{
 		{"GET", "/healthz", tenants.Public, s.healthz},
 		{"GET", "/readyz", tenants.Public, s.readyz},
+		{"GET", "/static/*", tenants.Public, s.static},
+
+		{"GET", "/", tenants.Public, s.home},
+		{"GET", "/signin", tenants.Public, s.signInPage},
+		{"POST", "/signin", tenants.Public, s.signIn},
+		{"POST", "/signout", tenants.SignedIn, s.signOut},
+		{"GET", "/signup", tenants.Public, s.signUpPage},
+		{"POST", "/signup", tenants.Public, s.signUp},
+		{"POST", "/locale", tenants.Public, s.switchLocale},
+		{"GET", "/invitations/:token", tenants.Public, s.invitationPage},
+		{"POST", "/invitations/:token", tenants.Public, s.acceptInvitation},
+
+		{"GET", "/tenants", tenants.SignedIn, s.tenantsPage},
+		{"POST", "/tenants/switch", tenants.SignedIn, s.switchTenant},
+
+		{"GET", "/t/:tenant", tenants.DashboardRead, s.tenantHome},
+		{"GET", "/t/:tenant/dashboard", tenants.DashboardRead, s.placeholder("dashboard")},
+		{"GET", "/t/:tenant/customers", tenants.CustomersRead, s.placeholder("customers")},
+		{"GET", "/t/:tenant/apps", tenants.AppsRead, s.placeholder("apps")},
+		{"GET", "/t/:tenant/exports", tenants.ExportsRead, s.placeholder("exports")},
+		{"GET", "/t/:tenant/settings", tenants.SettingsRead, s.placeholder("settings")},
+
+		{"GET", "/t/:tenant/members", tenants.MembersRead, s.membersPage},
+		{"POST", "/t/:tenant/members/:id/role", tenants.MembersWrite, s.changeRole},
+		{"POST", "/t/:tenant/members/:id/remove", tenants.MembersWrite, s.removeMember},
+		{"POST", "/t/:tenant/invitations", tenants.MembersWrite, s.createInvitation},
+		{"POST", "/t/:tenant/invitations/:id/revoke", tenants.MembersWrite, s.revokeInvitation},
+
+		{"GET", "/t/:tenant/audit", tenants.AuditRead, s.auditPage},
 	}
 }
 
 func (s *Server) register(app *fiber.App) error {
+	seen := map[string]bool{}
 	for _, r := range s.routes() {
-		if r.perm == "" {
-			return fmt.Errorf("web: route %s %s declares no permission", r.method, r.path)
+		key := r.method + " " + r.path
+		switch {
+		case r.perm == "":
+			return fmt.Errorf("web: route %s declares no permission", key)
+		case seen[key]:
+			return fmt.Errorf("web: route %s is listed twice", key)
+		case r.perm.InTenant() != (r.path == tenantPrefix || strings.HasPrefix(r.path, tenantPrefix+"/")):
+			return fmt.Errorf("web: route %s: tenant permissions go with %s paths, and only they", key, tenantPrefix)
 		}
+		seen[key] = true
 		app.Add(r.method, r.path, s.guard(r.perm), r.handler)
 	}
 	return nil
+}
+
+// navSections are the workspace's screens in menu order.
+func navSections() []string {
+	return []string{"dashboard", "customers", "apps", "exports", "members", "audit", "settings"}
+}
+
+// navigationPermissions reads what each menu entry needs from the route that
+// serves it.
+func (s *Server) navigationPermissions() map[string]tenants.Permission {
+	perms := map[string]tenants.Permission{}
+	for _, r := range s.routes() {
+		for _, section := range navSections() {
+			if r.method == "GET" && r.path == tenantPrefix+"/"+section {
+				perms[section] = r.perm
+			}
+		}
+	}
+	return perms
 }

@@ -4,7 +4,10 @@ package web
 
 import (
 	"context"
-	"errors"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -13,6 +16,9 @@ import (
 
 	"oneid/app/config"
 	"oneid/models"
+	"oneid/static"
+	"oneid/tenants"
+	"oneid/views"
 )
 
 // Deps are the dependencies of the HTTP application, passed explicitly.
@@ -21,6 +27,8 @@ type Deps struct {
 	DB     *gorm.DB
 	Log    *slog.Logger
 	Sealer *models.Sealer
+	// Hasher hashes passwords; nil makes one bounded to twice the CPU count.
+	Hasher *models.PasswordHasher
 	// Now is the clock; tests pass a fake one to walk through session timeouts.
 	Now func() time.Time
 }
@@ -31,15 +39,51 @@ type Server struct {
 	db     *gorm.DB
 	log    *slog.Logger
 	sealer *models.Sealer
+	hasher *models.PasswordHasher
+	authz  *tenants.Authorizer
 	now    func() time.Time
+	assets views.Assets
+	// navPerms is the permission of each navigation section, read from the
+	// route table so the menu and the routes cannot disagree.
+	navPerms map[string]tenants.Permission
 }
 
 // New builds the fiber application with every route of the table registered.
 func New(d Deps) (*fiber.App, error) {
+	s, err := NewServer(d)
+	if err != nil {
+		return nil, err
+	}
+	return s.App()
+}
+
+// NewServer builds the server without its fiber application; tests use it to
+// read the route table.
+func NewServer(d Deps) (*Server, error) {
 	if d.Now == nil {
 		d.Now = func() time.Time { return time.Now().UTC() }
 	}
-	s := &Server{cfg: d.Config, db: d.DB, log: d.Log, sealer: d.Sealer, now: d.Now}
+	if d.Hasher == nil {
+		d.Hasher = models.NewPasswordHasher(0)
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	authz, err := tenants.NewAuthorizer(d.DB)
+	if err != nil {
+		return nil, err
+	}
+	assets, err := assetURLs()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: d.Config, db: d.DB, log: d.Log, sealer: d.Sealer, hasher: d.Hasher, authz: authz, now: d.Now, assets: assets}
+	s.navPerms = s.navigationPermissions()
+	return s, nil
+}
+
+// App makes the fiber application.
+func (s *Server) App() (*fiber.App, error) {
 	app := fiber.New(fiber.Config{
 		AppName:               "OneID",
 		DisableStartupMessage: true,
@@ -49,12 +93,18 @@ func New(d Deps) (*fiber.App, error) {
 		IdleTimeout:           90 * time.Second,
 		BodyLimit:             32 << 20,
 		ProxyHeader:           "",
+		// Strings from the request stay valid after the handler returns.
+		Immutable: true,
 	})
+	app.Use(s.observe, s.negotiateLocale, s.loadSession, s.checkCSRF)
 	if err := s.register(app); err != nil {
 		return nil, err
 	}
 	return app, nil
 }
+
+// dbFor is the database handle bound to the request's context.
+func (s *Server) dbFor(c *fiber.Ctx) *gorm.DB { return s.db.WithContext(c.UserContext()) }
 
 func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.SendString("ok")
@@ -74,28 +124,17 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	return c.SendString("ready")
 }
 
-// errHTTP carries a status for the error handler.
-type errHTTP struct {
-	status int
-	msg    string
-}
-
-func (e *errHTTP) Error() string { return e.msg }
-
-func (s *Server) handleError(c *fiber.Ctx, err error) error {
-	status := fiber.StatusInternalServerError
-	var fe *fiber.Error
-	var he *errHTTP
-	switch {
-	case errors.Is(err, models.ErrNotFound):
-		status = fiber.StatusNotFound
-	case errors.As(err, &fe):
-		status = fe.Code
-	case errors.As(err, &he):
-		status = he.status
+// assetURLs gives the stylesheet a version from its content, so it can be
+// cached for a year and still change with a release. Vendored scripts carry
+// their version in their name.
+func assetURLs() (views.Assets, error) {
+	css, err := fs.ReadFile(static.Files, "css/app.css")
+	if err != nil {
+		return views.Assets{}, fmt.Errorf("web: read stylesheet: %w", err)
 	}
-	if status >= 500 {
-		s.log.Error("request failed", "request_id", requestID(c), "method", c.Method(), "path", c.Path(), "err", err)
-	}
-	return s.renderError(c, status)
+	sum := sha256.Sum256(css)
+	return views.Assets{
+		CSS:  "/static/css/app.css?v=" + hex.EncodeToString(sum[:5]),
+		HTMX: "/static/vendor/htmx-2.0.4.min.js",
+	}, nil
 }
