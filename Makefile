@@ -24,3 +24,6 @@ test: ## the whole test suite (starts MariaDB and installs Chromium when missing
 	$(MAKE) --no-print-directory check
 	mkdir -p $(ARTIFACTS)
 	ONEID_ARTIFACTS=$(ARTIFACTS) $(GO) test -count=1 -timeout 20m $(PKGS)
+
+bench-wxsim: ## page user/get + batchget of N followers (default 1,000,000) from the simulator through the real client
+	$(GO) run ./app wxsim bench --followers $${N:-1000000}
