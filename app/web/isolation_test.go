@@ -1,0 +1,405 @@
+package web_test
+
+// Tenant isolation over every route.
+//
+// Two tenants, A and B, each with data and one person per role. Every route in
+// the route table is requested by B's admin, marketer and viewer (and by a
+// visitor) aimed at A: A's slug in the path, A's ids in the path, query or form.
+// Each answer must be a 404, exactly as for something that does not exist (or
+// a 403 when B's role lacks the route's permission), the body must not contain
+// anything of A's, and the database must not change.
+//
+// ADDING A ROUTE? TestIsolationCoversEveryRoute fails until isolationCases has
+// an entry for it, keyed "METHOD path" as in routes.go:
+//
+//  1. If the route works on a new kind of tenant-owned object, create one for
+//     each tenant in seedIsolation and record its id: t.ids["app"] = ...
+//  2. Add the entry. Most tenant routes need one line:
+//     "GET /t/:tenant/apps/:id": inAAndWithAIDs("apps/{app}"),
+//     where {name} is replaced by the object's id and the request is made both
+//     in A's workspace and in B's workspace with A's id. A POST with a form:
+//     "POST /t/:tenant/apps/:id/unbind": inAAndWithAIDs("apps/{app}/unbind", "confirm", "yes"),
+//     A list page whose query or form may carry ids:
+//     "GET /t/:tenant/customers": listWithAIDs("customers", "after", "{customer}"),
+//     Anything else: a func(a, b *isoTenant) []probe built from inA, inB,
+//     ownPage and publicProbe below.
+//  3. If the route shows new kinds of tenant data, add a marker string of A's
+//     (seedIsolation: t.markers) so a leak into B's pages is caught.
+
+import (
+	"database/sql"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"oneid/migrations/dbtest"
+	"oneid/models"
+	"oneid/tenants"
+)
+
+// probe is one request of the attack.
+type probe struct {
+	path string
+	form url.Values // nil: no body; a POST always gets the caller's CSRF token
+	want expectation
+}
+
+type expectation int
+
+const (
+	// wantNotFound: a 404, whoever asks (A's workspace).
+	wantNotFound expectation = iota + 1
+	// wantNotFoundUnlessForbidden: a 404 when the caller's role may use the
+	// route in B, else 403 (B's workspace, A's ids).
+	wantNotFoundUnlessForbidden
+	// wantOwn: B's own page (2xx or 3xx), or 403 when the role lacks the
+	// permission; it must show nothing of A.
+	wantOwn
+)
+
+// isoTenant is what a case builder knows about a tenant.
+type isoTenant struct {
+	slug    string
+	ids     map[string]string
+	markers []string
+}
+
+// path is a path in the tenant's workspace, with {name} replaced by ids.
+func (t *isoTenant) path(rest string) string { return "/t/" + t.slug + "/" + t.fill(rest) }
+
+func (t *isoTenant) fill(s string) string {
+	for name, id := range t.ids {
+		s = strings.ReplaceAll(s, "{"+name+"}", id)
+	}
+	return s
+}
+
+func (t *isoTenant) form(pairs []string) url.Values {
+	if len(pairs) == 0 {
+		return nil
+	}
+	f := url.Values{}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		f.Add(pairs[i], t.fill(pairs[i+1]))
+	}
+	return f
+}
+
+type isolationCase func(a, b *isoTenant) []probe
+
+// inA is the route in A's workspace with A's ids.
+func inA(rest string, form ...string) isolationCase {
+	return func(a, b *isoTenant) []probe {
+		return []probe{{path: a.path(rest), form: a.form(form), want: wantNotFound}}
+	}
+}
+
+// inAAndWithAIDs is the route in A's workspace, then in B's with A's ids.
+func inAAndWithAIDs(rest string, form ...string) isolationCase {
+	return func(a, b *isoTenant) []probe {
+		withAIDs := "/t/" + b.slug + "/" + a.fill(rest)
+		return []probe{
+			{path: a.path(rest), form: a.form(form), want: wantNotFound},
+			{path: withAIDs, form: a.form(form), want: wantNotFoundUnlessForbidden},
+		}
+	}
+}
+
+// listWithAIDs is a list in A's workspace, then B's list given A's ids in the
+// query: B's own page, without A's data.
+func listWithAIDs(rest string, query ...string) isolationCase {
+	return func(a, b *isoTenant) []probe {
+		q := a.form(query)
+		own := "/t/" + b.slug + "/" + rest
+		if q != nil {
+			own += "?" + q.Encode()
+		}
+		return []probe{{path: a.path(rest), want: wantNotFound}, {path: own, want: wantOwn}}
+	}
+}
+
+// ownPage is a page outside any tenant, requested as is.
+func ownPage(path string) isolationCase {
+	return func(a, b *isoTenant) []probe { return []probe{{path: path, want: wantOwn}} }
+}
+
+// untouched is a route that takes no tenant or object id at all and acts only
+// on the caller (sign-in with credentials, sign-out, sign-up of a new
+// workspace): there is nothing of A's to aim it at. The reason is required.
+func untouched(reason string) isolationCase {
+	if reason == "" {
+		panic("untouched needs a reason")
+	}
+	return func(a, b *isoTenant) []probe { return nil }
+}
+
+var isolationCases = map[string]isolationCase{
+	"GET /healthz":  ownPage("/healthz"),
+	"GET /readyz":   ownPage("/readyz"),
+	"GET /static/*": ownPage("/static/css/app.css"),
+	"GET /":         ownPage("/"),
+	"GET /signin":   ownPage("/signin"),
+	"POST /signin":  untouched("credentials only; throttling and audit of a typed email are the same for anyone"),
+	"POST /signout": untouched("ends the caller's own session"),
+	"GET /signup":   ownPage("/signup"),
+	"POST /signup":  untouched("creates a new workspace; takes no id"),
+	"POST /locale": func(a, b *isoTenant) []probe {
+		return []probe{{path: "/locale", form: url.Values{"lang": {"en"}}, want: wantOwn}}
+	},
+	"GET /tenants": ownPage("/tenants"),
+	"POST /tenants/switch": func(a, b *isoTenant) []probe {
+		return []probe{{path: "/tenants/switch", form: url.Values{"tenant": {a.slug}}, want: wantNotFound}}
+	},
+	// An invitation link is a capability: whoever holds a live one may see it.
+	// Used and revoked links of A's must show nothing and change nothing.
+	"GET /invitations/:token": func(a, b *isoTenant) []probe {
+		return []probe{
+			{path: "/invitations/" + a.ids["used-token"], want: wantNotFound},
+			{path: "/invitations/" + a.ids["revoked-token"], want: wantNotFound},
+		}
+	},
+	"POST /invitations/:token": func(a, b *isoTenant) []probe {
+		return []probe{
+			{path: "/invitations/" + a.ids["used-token"], form: url.Values{"password": {password}}, want: wantNotFound},
+			{path: "/invitations/" + a.ids["revoked-token"], form: url.Values{"password": {password}, "name": {"x"}}, want: wantNotFound},
+		}
+	},
+
+	"GET /t/:tenant":           inA(""),
+	"GET /t/:tenant/dashboard": inA("dashboard"),
+	"GET /t/:tenant/customers": inA("customers"),
+	"GET /t/:tenant/apps":      inA("apps"),
+	"GET /t/:tenant/exports":   inA("exports"),
+	"GET /t/:tenant/settings":  inA("settings"),
+	"GET /t/:tenant/members":   inA("members"),
+	"GET /t/:tenant/audit":     listWithAIDs("audit", "before", "{audit}"),
+
+	"POST /t/:tenant/members/:id/role":       inAAndWithAIDs("members/{member:viewer}/role", "role", "admin"),
+	"POST /t/:tenant/members/:id/remove":     inAAndWithAIDs("members/{member:admin}/remove"),
+	"POST /t/:tenant/invitations":            inA("invitations", "email", "planted@example.com", "role", "admin"),
+	"POST /t/:tenant/invitations/:id/revoke": inAAndWithAIDs("invitations/{invitation}/revoke"),
+}
+
+// seedIsolation gives a workspace the objects the cases aim at.
+func seedIsolation(t *testing.T, h *harness, w *workspace) *isoTenant {
+	t.Helper()
+	now := h.clock.Now()
+	admin := w.people[models.RoleAdmin]
+	it := &isoTenant{slug: w.tenant.Slug, ids: map[string]string{}, markers: []string{w.tenant.Name, w.tenant.PrincipalName}}
+	for role, u := range w.people {
+		it.markers = append(it.markers, u.Email)
+		it.ids["member:"+role] = strconv.FormatInt(w.member[role], 10)
+	}
+	pendingEmail := w.tenant.Slug + "-pending@example.com"
+	_, pending, err := models.CreateInvitation(h.db, w.tenant.ID, pendingEmail, models.RoleViewer, admin.ID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.ids["invitation"] = strconv.FormatInt(pending.ID, 10)
+	it.markers = append(it.markers, pendingEmail)
+
+	used, inv, err := models.CreateInvitation(h.db, w.tenant.ID, w.tenant.Slug+"-used@example.com", models.RoleViewer, admin.ID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := models.AcceptInvitationAsNewUser(h.db, inv, &models.User{Name: "Used", PasswordHash: h.passwordHash(), Locale: "en"}, now); err != nil {
+		t.Fatal(err)
+	}
+	it.ids["used-token"] = used
+	revoked, inv, err := models.CreateInvitation(h.db, w.tenant.ID, w.tenant.Slug+"-revoked@example.com", models.RoleViewer, admin.ID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := models.RevokeInvitation(h.db, w.tenant.ID, inv.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	it.ids["revoked-token"] = revoked
+
+	secret := w.tenant.Slug + "-audit-secret"
+	if err := models.RecordAudit(h.db, w.tenant.ID, models.AuditEvent{Action: "test_event", Target: secret}); err != nil {
+		t.Fatal(err)
+	}
+	page, err := models.ListAudit(h.db, w.tenant.ID, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.ids["audit"] = strconv.FormatInt(page.Events[0].ID+1, 10)
+	it.markers = append(it.markers, secret)
+	return it
+}
+
+func TestIsolationCoversEveryRoute(t *testing.T) {
+	h := newHarness(t, dbtest.SQLite(t))
+	routes := map[string]bool{}
+	for _, r := range h.srv.Routes() {
+		routes[r.Key()] = true
+		if _, ok := isolationCases[r.Key()]; !ok {
+			t.Errorf("route %q has no entry in isolationCases (isolation_test.go): add one", r.Key())
+		}
+	}
+	for key := range isolationCases {
+		if !routes[key] {
+			t.Errorf("isolationCases has %q, which is not a route any more", key)
+		}
+	}
+}
+
+func TestIsolation(t *testing.T) {
+	h := newHarness(t, dbtest.MySQL(t))
+	wa, wb := h.workspace("Alpha Secret Co"), h.workspace("Bravo Co")
+	a, b := seedIsolation(t, h, wa), seedIsolation(t, h, wb)
+	sqlDB, err := h.db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	authz, err := tenants.NewAuthorizer(h.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	callers := map[string]*client{"visitor": h.visitor()}
+	for _, role := range models.Roles() {
+		callers[role] = h.signedIn(wb.people[role]).fresh()
+	}
+	callers["visitor"].get("/signin")
+
+	for _, route := range h.srv.Routes() {
+		build, ok := isolationCases[route.Key()]
+		if !ok {
+			continue // TestIsolationCoversEveryRoute reports it
+		}
+		for _, p := range build(a, b) {
+			for _, name := range []string{"visitor", models.RoleAdmin, models.RoleMarketer, models.RoleViewer} {
+				c := callers[name]
+				before := snapshot(t, sqlDB)
+				var r *response
+				if route.Method == http.MethodGet {
+					r = c.get(p.path)
+				} else {
+					form := p.form
+					if form == nil {
+						form = url.Values{}
+					}
+					r = c.do(route.Method, p.path, form)
+				}
+				label := fmt.Sprintf("%s as B's %s: %s %s", route.Key(), name, route.Method, p.path)
+				checkIsolated(t, label, route.Perm, name, p.want, r, authz.Grants(tenants.Role(name), wb.tenant.ID, route.Perm))
+				for _, m := range a.markers {
+					if strings.Contains(r.body, m) || strings.Contains(r.location(), m) {
+						t.Errorf("%s: the answer shows A's %q", label, m)
+					}
+				}
+				if after := snapshot(t, sqlDB); after != before {
+					t.Errorf("%s changed the database:\n%s", label, diffLines(before, after))
+				}
+			}
+		}
+	}
+}
+
+// checkIsolated compares a status with what the probe expects from a caller.
+func checkIsolated(t *testing.T, label string, perm tenants.Permission, caller string, want expectation, r *response, granted bool) {
+	t.Helper()
+	if caller == "visitor" && perm != tenants.Public {
+		if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location(), "/signin") {
+			t.Errorf("%s: %d → %q, want the sign-in page", label, r.status, r.location())
+		}
+		return
+	}
+	permitted := !perm.InTenant() || granted
+	switch want {
+	case wantNotFound:
+		if r.status != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", label, r.status)
+		}
+	case wantNotFoundUnlessForbidden:
+		if w := map[bool]int{true: http.StatusNotFound, false: http.StatusForbidden}[permitted]; r.status != w {
+			t.Errorf("%s: %d, want %d", label, r.status, w)
+		}
+	case wantOwn:
+		ok := r.status >= 200 && r.status < 400
+		if !permitted {
+			ok = r.status == http.StatusForbidden
+		}
+		if !ok {
+			t.Errorf("%s: %d, want B's own page (permitted=%v)", label, r.status, permitted)
+		}
+	default:
+		t.Errorf("%s: the probe says nothing about what to expect", label)
+	}
+}
+
+// snapshot is every row of every table, except when sessions were last seen.
+func snapshot(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	tables := []string{"tenants", "users", "sessions", "login_throttles"}
+	for name := range models.TenantTables {
+		tables = append(tables, name)
+	}
+	sort.Strings(tables)
+	var out strings.Builder
+	for _, table := range tables {
+		rows, err := db.Query("SELECT * FROM " + table)
+		if err != nil {
+			t.Fatalf("snapshot %s: %v", table, err)
+		}
+		cols, _ := rows.Columns()
+		var lines []string
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			var line strings.Builder
+			for i, v := range vals {
+				if table == "sessions" && cols[i] == "last_seen_at" {
+					continue
+				}
+				switch x := v.(type) {
+				case []byte:
+					fmt.Fprintf(&line, "%s=%s ", cols[i], x)
+				case time.Time:
+					fmt.Fprintf(&line, "%s=%s ", cols[i], x.UTC().Format(time.RFC3339Nano))
+				default:
+					fmt.Fprintf(&line, "%s=%v ", cols[i], x)
+				}
+			}
+			lines = append(lines, table+": "+line.String())
+		}
+		rows.Close()
+		sort.Strings(lines)
+		out.WriteString(strings.Join(lines, "\n"))
+		out.WriteString("\n")
+	}
+	return out.String()
+}
+
+func diffLines(before, after string) string {
+	was := map[string]bool{}
+	for _, l := range strings.Split(before, "\n") {
+		was[l] = true
+	}
+	now := map[string]bool{}
+	var out []string
+	for _, l := range strings.Split(after, "\n") {
+		now[l] = true
+		if !was[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	for _, l := range strings.Split(before, "\n") {
+		if !now[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
