@@ -29,6 +29,8 @@ var TenantTables = map[string]bool{
 	"customers":       true,
 	"identities":      true,
 	"customer_events": true,
+
+	"binding_states": true,
 }
 
 // ForTenant scopes a statement to one tenant; use it as db.Scopes(ForTenant(id)).
