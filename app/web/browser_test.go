@@ -154,6 +154,10 @@ func TestBrowserJourney(t *testing.T) {
 		t.Fatalf("after sign-up: %s", loc)
 	}
 	shot(deadline, "02-dashboard-admin")
+	// htmx loads from /static under the CSP and reads the config meta.
+	if ok, err := chromedp.Run(deadline, chromedp.Evaluate[bool](`typeof htmx === 'object' && htmx.config.includeIndicatorStyles === false`)); err != nil || !ok {
+		t.Fatalf("htmx is not loaded and configured: %v", err)
+	}
 
 	// Sign out, then sign in.
 	submit(deadline, "sign out", `[data-testid="sign-out"]`)

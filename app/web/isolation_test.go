@@ -37,6 +37,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"oneid/migrations/dbtest"
 	"oneid/models"
 	"oneid/tenants"
@@ -250,7 +252,10 @@ func TestIsolationCoversEveryRoute(t *testing.T) {
 }
 
 func TestIsolation(t *testing.T) {
-	h := newHarness(t, dbtest.MySQL(t))
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) { testIsolation(t, newHarness(t, db)) })
+}
+
+func testIsolation(t *testing.T, h *harness) {
 	wa, wb := h.workspace("Alpha Secret Co"), h.workspace("Bravo Co")
 	a, b := seedIsolation(t, h, wa), seedIsolation(t, h, wb)
 	sqlDB, err := h.db.DB()
@@ -268,6 +273,7 @@ func TestIsolation(t *testing.T) {
 	}
 	callers["visitor"].get("/signin")
 
+	requests := 0
 	for _, route := range h.srv.Routes() {
 		build, ok := isolationCases[route.Key()]
 		if !ok {
@@ -287,6 +293,7 @@ func TestIsolation(t *testing.T) {
 					}
 					r = c.do(route.Method, p.path, form)
 				}
+				requests++
 				label := fmt.Sprintf("%s as B's %s: %s %s", route.Key(), name, route.Method, p.path)
 				checkIsolated(t, label, route.Perm, name, p.want, r, authz.Grants(tenants.Role(name), wb.tenant.ID, route.Perm))
 				for _, m := range a.markers {
@@ -300,6 +307,10 @@ func TestIsolation(t *testing.T) {
 			}
 		}
 	}
+	if routes := len(h.srv.Routes()); requests < 3*routes {
+		t.Fatalf("only %d requests for %d routes: the probes are not running", requests, routes)
+	}
+	t.Logf("%d requests over %d routes", requests, len(h.srv.Routes()))
 }
 
 // checkIsolated compares a status with what the probe expects from a caller.
