@@ -72,70 +72,79 @@ func (s *Server) invitationPage(c *fiber.Ctx) error {
 
 // acceptInvitation joins the workspace: with one click when signed in as the
 // invited email, after the account's password when it exists, or with a new
-// password for a new person.
+// password for a new person. Then the person is signed in, in that workspace.
 func (s *Server) acceptInvitation(c *fiber.Ctx) error {
 	v, inv, err := s.acceptView(c)
 	if err != nil {
 		return err
 	}
-	db := s.dbFor(c)
-	st := state(c)
-	password := c.FormValue("password")
 	var user *models.User
 	switch v.Mode {
-	case views.AcceptWrongPerson:
-		return refused(fiber.StatusForbidden, views.AcceptInvitationPage(v))
 	case views.AcceptAsSignedIn:
-		user = st.user
-		if _, err := models.AcceptInvitation(db, inv, user.ID, s.now()); err != nil {
-			return linkGone(err)
-		}
+		user, err = s.joinAsSignedIn(c, inv)
 	case views.AcceptBySigningIn:
-		user, err = s.authenticate(c, inv.Email, password)
-		switch {
-		case errors.Is(err, errThrottled):
-			v.Problem = "auth.throttled"
-			return refused(fiber.StatusTooManyRequests, views.AcceptInvitationPage(v))
-		case errors.Is(err, errBadCredentials):
-			v.Errors.Add("password", "accept.wrong_password")
-			return refused(fiber.StatusUnauthorized, views.AcceptInvitationPage(v))
-		case err != nil:
-			return err
-		}
-		if _, err := models.AcceptInvitation(db, inv, user.ID, s.now()); err != nil {
-			return linkGone(err)
-		}
+		user, err = s.joinBySigningIn(c, v, inv)
 	case views.AcceptAsNewPerson:
-		v.Name = form(c, "name")
-		checkText(v.Errors, "name", v.Name, false, 100)
-		checkPassword(v.Errors, "password", password)
-		if v.Errors.Any() {
-			return invalid(views.AcceptInvitationPage(v))
-		}
-		hash, err := s.hasher.Hash(c.UserContext(), password)
-		if err != nil {
-			return err
-		}
-		user = &models.User{Email: inv.Email, Name: v.Name, PasswordHash: hash, Locale: string(views.LocaleOf(c.UserContext()))}
-		if _, err := models.AcceptInvitationAsNewUser(db, inv, user, s.now()); err != nil {
-			return linkGone(err)
-		}
+		user, err = s.joinAsNewPerson(c, v, inv)
+	default:
+		return refused(fiber.StatusForbidden, views.AcceptInvitationPage(v))
+	}
+	if err != nil {
+		return err
 	}
 	if err := s.auditAcceptance(c, inv, user); err != nil {
 		return err
 	}
-	if v.Mode == views.AcceptAsSignedIn {
-		if err := models.SetSessionTenant(db, st.session, inv.TenantID); err != nil {
-			return err
-		}
-	} else if err := s.startSession(c, user, inv.TenantID); err != nil {
-		return err
-	}
-	tenant, err := models.FindTenant(db, inv.TenantID)
+	tenant, err := models.FindTenant(s.dbFor(c), inv.TenantID)
 	if err != nil {
 		return err
 	}
 	return redirect(c, tenantPath(tenant.Slug, "dashboard"))
+}
+
+func (s *Server) joinAsSignedIn(c *fiber.Ctx, inv *models.Invitation) (*models.User, error) {
+	st := state(c)
+	if _, err := models.AcceptInvitation(s.dbFor(c), inv, st.user.ID, s.now()); err != nil {
+		return nil, linkGone(err)
+	}
+	return st.user, models.SetSessionTenant(s.dbFor(c), st.session, inv.TenantID)
+}
+
+func (s *Server) joinBySigningIn(c *fiber.Ctx, v views.AcceptView, inv *models.Invitation) (*models.User, error) {
+	user, err := s.authenticate(c, inv.Email, c.FormValue("password"))
+	switch {
+	case errors.Is(err, errThrottled):
+		v.Problem = "auth.throttled"
+		return nil, refused(fiber.StatusTooManyRequests, views.AcceptInvitationPage(v))
+	case errors.Is(err, errBadCredentials):
+		v.Errors.Add("password", "accept.wrong_password")
+		return nil, refused(fiber.StatusUnauthorized, views.AcceptInvitationPage(v))
+	case err != nil:
+		return nil, err
+	}
+	if _, err := models.AcceptInvitation(s.dbFor(c), inv, user.ID, s.now()); err != nil {
+		return nil, linkGone(err)
+	}
+	return user, s.startSession(c, user, inv.TenantID)
+}
+
+func (s *Server) joinAsNewPerson(c *fiber.Ctx, v views.AcceptView, inv *models.Invitation) (*models.User, error) {
+	password := c.FormValue("password")
+	v.Name = form(c, "name")
+	checkText(v.Errors, "name", v.Name, false, 100)
+	checkPassword(v.Errors, "password", password)
+	if v.Errors.Any() {
+		return nil, invalid(views.AcceptInvitationPage(v))
+	}
+	hash, err := s.hasher.Hash(c.UserContext(), password)
+	if err != nil {
+		return nil, err
+	}
+	user := &models.User{Email: inv.Email, Name: v.Name, PasswordHash: hash, Locale: string(views.LocaleOf(c.UserContext()))}
+	if _, err := models.AcceptInvitationAsNewUser(s.dbFor(c), inv, user, s.now()); err != nil {
+		return nil, linkGone(err)
+	}
+	return user, s.startSession(c, user, inv.TenantID)
 }
 
 // acceptView loads the invitation a link names and decides how the visitor

@@ -75,6 +75,10 @@ func (s *Server) changeRole(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	if before.UserID == sc.UserID && role != models.RoleAdmin {
+		// An admin who stepped down can no longer open this page.
+		return redirect(c, tenantPath(sc.Slug, "dashboard"))
+	}
 	return redirect(c, tenantPath(sc.Slug, "members"))
 }
 
