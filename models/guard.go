@@ -114,6 +114,8 @@ func guardCreate(db *gorm.DB) {
 	}
 }
 
+var schemaChange = regexp.MustCompile(`(?i)^\s*(alter|create|drop)\s`)
+
 var sqlTableRef = regexp.MustCompile("(?i)\\b(?:from|join|update|into|table)\\s+`?([a-z_][a-z0-9_]*)`?")
 
 func guardWhere(db *gorm.DB) {
@@ -122,6 +124,10 @@ func guardWhere(db *gorm.DB) {
 	}
 	stmt := db.Statement
 	if raw := stmt.SQL.String(); raw != "" && stmt.Table == "" {
+		if schemaChange.MatchString(raw) {
+			// ALTER, CREATE, DROP (migrations) read and write no tenant's rows.
+			return
+		}
 		// Raw SQL: every tenant-owned table it names must come with a tenant_id test.
 		for _, m := range sqlTableRef.FindAllStringSubmatch(raw, -1) {
 			lower := strings.ToLower(raw)

@@ -160,6 +160,19 @@ func TestTenantGuard(t *testing.T) {
 				}
 			})
 		}
+		t.Run("AllowsSchemaChanges", func(t *testing.T) {
+			if err := db.Exec("CREATE INDEX ix_guard_test ON memberships (role)").Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Exec("ALTER TABLE audit_events ADD COLUMN guard_test INT NULL").Error; err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Run("RefusesTruncate", func(t *testing.T) {
+			if err := db.Exec("TRUNCATE TABLE audit_events").Error; !errors.Is(err, models.ErrUnscopedQuery) {
+				t.Fatalf("got %v", err)
+			}
+		})
 		t.Run("AllowsCreateWithTenantID", func(t *testing.T) {
 			if err := models.RecordAudit(db, a.tenant, models.AuditEvent{Action: "test"}); err != nil {
 				t.Fatal(err)
