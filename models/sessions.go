@@ -104,10 +104,11 @@ func DeleteSession(db *gorm.DB, s *Session) error {
 	return nil
 }
 
-// PurgeSessions deletes every session that has ended by now.
+// PurgeSessions deletes the sessions that went idle before now. It walks the
+// last_seen_at index only; the rare session past its 12 hours yet still in use
+// is deleted by the request that finds it expired.
 func PurgeSessions(db *gorm.DB, now time.Time) error {
-	err := db.Where("last_seen_at < ? OR created_at < ?", now.Add(-SessionIdleTimeout), now.Add(-SessionMaxAge)).
-		Delete(&Session{}).Error
+	err := db.Where("last_seen_at < ?", now.Add(-SessionIdleTimeout)).Delete(&Session{}).Error
 	if err != nil {
 		return fmt.Errorf("models: purge sessions: %w", err)
 	}
