@@ -87,9 +87,12 @@ func (s *Server) startSession(c *fiber.Ctx, user *models.User, tenantID int64) e
 	if err != nil {
 		return err
 	}
-	// Sign-in is a good moment to sweep sessions that ended.
+	// Sign-in is a good moment to sweep ended sessions and stale counters.
 	if err := models.PurgeSessions(db, now); err != nil {
 		s.log.Warn("purge sessions", "request_id", st.id, "err", err)
+	}
+	if err := models.PurgeSignInThrottles(db, now); err != nil {
+		s.log.Warn("purge sign-in throttles", "request_id", st.id, "err", err)
 	}
 	s.setCookie(c, sessionCookie, id, models.SessionMaxAge)
 	s.clearCookie(c, csrfCookie)
