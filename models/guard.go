@@ -31,6 +31,8 @@ var TenantTables = map[string]bool{
 	"customer_events": true,
 
 	"binding_states": true,
+
+	"dashboard_snapshots": true,
 }
 
 // ForTenant scopes a statement to one tenant; use it as db.Scopes(ForTenant(id)).

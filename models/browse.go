@@ -1,0 +1,497 @@
+package models
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// BrowseApp is one of the tenant's apps as the customer screens name it.
+type BrowseApp struct {
+	ID     int64
+	Name   string
+	Kind   string
+	Status string
+	AppID  string `gorm:"column:appid"`
+	Bit    *int   `gorm:"column:mask_bit"` // its bit in the customer masks, if it has one
+}
+
+// BrowseApps lists the tenant's apps (unbound ones too: their identities stay),
+// in the order they were added.
+func BrowseApps(db *gorm.DB, tenantID int64) ([]BrowseApp, error) {
+	var apps []BrowseApp
+	err := db.Model(&App{}).Scopes(ForTenant(tenantID)).Select("id", "name", "kind", "status", "appid", "mask_bit").
+		Order("id").Find(&apps).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: list apps: %w", err)
+	}
+	return apps, nil
+}
+
+// CustomerRow is one line of the customer list.
+type CustomerRow struct {
+	ID             int64
+	UnionID        *string `gorm:"column:unionid"`
+	UnlinkedReason *string
+	Nickname       string
+	FirstSeenAt    time.Time
+	LastSeenAt     time.Time
+	AppMask        int64
+	SubMask        int64
+	// MatchedOpenID is the OpenID the search found the customer by, if any.
+	MatchedOpenID string `gorm:"-"`
+}
+
+// Cursor is the row's position in the filter's order.
+func (r CustomerRow) cursor(f CustomerFilter) Cursor {
+	if f.sortColumn() == "first_seen_at" {
+		return Cursor{At: r.FirstSeenAt, ID: r.ID}
+	}
+	return Cursor{At: r.LastSeenAt, ID: r.ID}
+}
+
+// Total is how many customers match a filter: exact, or estimated from a
+// sample when counting them all would cost more than the page itself.
+type Total struct {
+	N     int64
+	Exact bool
+}
+
+// CustomerPage is one page of the list.
+type CustomerPage struct {
+	Rows []CustomerRow
+	// Next and Prev are the filters of the neighbouring pages; nil at an end.
+	Next, Prev *CustomerFilter
+	Total      Total
+}
+
+// Tuning of the list.
+const (
+	// countSample rows of the filter's range are read to count: all of them
+	// when the range is no longer (an exact total), else an estimate.
+	countSample = 5000
+	// nicknameIndexMax: a nickname prefix matching at most this many customers
+	// is served from the nickname index and sorted; a commoner one walks the
+	// sort order testing the prefix in the index.
+	nicknameIndexMax = 2000
+)
+
+// ListCustomers returns one page of the tenant's customers matching the filter,
+// in its order, paged by keyset (the cursor in the filter): each page costs the
+// same however deep it is. apps are the tenant's (BrowseApps).
+func ListCustomers(db *gorm.DB, tenantID int64, f CustomerFilter, apps []BrowseApp, limit int) (CustomerPage, error) {
+	if tenantID <= 0 {
+		return CustomerPage{}, fmt.Errorf("%w: list customers of tenant %d", ErrUnscopedQuery, tenantID)
+	}
+	q, err := planList(db, tenantID, f, apps)
+	if err != nil {
+		return CustomerPage{}, err
+	}
+	page := CustomerPage{}
+	if q.none {
+		page.Total = Total{Exact: true}
+		return page, nil
+	}
+	rows, err := q.page(limit)
+	if err != nil {
+		return page, err
+	}
+	backward := f.Before != nil
+	more := len(rows) > limit
+	if more {
+		rows = rows[:limit]
+	}
+	if backward {
+		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
+			rows[i], rows[j] = rows[j], rows[i]
+		}
+	}
+	for i := range rows {
+		rows[i].MatchedOpenID = q.matchedOpenID[rows[i].ID]
+	}
+	page.Rows = rows
+	if len(rows) > 0 {
+		first, last := rows[0].cursor(f), rows[len(rows)-1].cursor(f)
+		if (backward && more) || (!backward && (f.After != nil)) {
+			p := f.FirstPage()
+			p.Before = &first
+			page.Prev = &p
+		}
+		if (!backward && more) || backward {
+			n := f.FirstPage()
+			n.After = &last
+			page.Next = &n
+		}
+	}
+	page.Total, err = q.count()
+	return page, err
+}
+
+// listQuery is a planned list query: the conditions, split into those the
+// index walks (the range) and those it tests (the rest), and the index to use.
+type listQuery struct {
+	db       *gorm.DB
+	tenantID int64
+	f        CustomerFilter
+	mysql    bool
+	none     bool // the filter can match nothing: no query needed
+
+	index    string   // MySQL index hint, "" for none
+	idSet    []int64  // the search found these customers by id
+	rangeSQL []string // on the sort column: what the index walks
+	rangeArg []any
+	testSQL  []string // everything else, tested per index entry
+	testArg  []any
+	exact    bool // the rows the conditions reach are few: count them all
+
+	matchedOpenID map[int64]string
+}
+
+func planList(db *gorm.DB, tenantID int64, f CustomerFilter, apps []BrowseApp) (*listQuery, error) {
+	q := &listQuery{db: db, tenantID: tenantID, f: f, mysql: Dialect(db) == DialectMySQL}
+	col := f.sortColumn()
+	q.index = "ix_customers_browse_" + strings.TrimSuffix(col, "_at")
+
+	// Date bounds: on the sort column they narrow the walk, on the other one
+	// they are tested in the index.
+	bound := func(c string, from, to Day) {
+		add := func(sql string, arg any) {
+			if c == col {
+				q.rangeSQL, q.rangeArg = append(q.rangeSQL, sql), append(q.rangeArg, arg)
+			} else {
+				q.testSQL, q.testArg = append(q.testSQL, sql), append(q.testArg, arg)
+			}
+		}
+		if !from.IsZero() {
+			add(c+" >= ?", from.Start())
+		}
+		if !to.IsZero() {
+			add(c+" < ?", to.End())
+		}
+	}
+	bound("first_seen_at", f.FirstFrom, f.FirstTo)
+	bound("last_seen_at", f.LastFrom, f.LastTo)
+
+	// Apps in view: one app, a kind, or all.
+	var inView []BrowseApp
+	for _, a := range apps {
+		if (f.AppID == 0 || a.ID == f.AppID) && (f.Kind == "" || a.Kind == f.Kind) {
+			inView = append(inView, a)
+		}
+	}
+	narrowedToApps := f.AppID != 0 || f.Kind != ""
+	if narrowedToApps && len(inView) == 0 {
+		q.none = true
+		return q, nil
+	}
+	var viewMask int64
+	allMasked := true
+	var viewIDs []int64
+	for _, a := range inView {
+		viewIDs = append(viewIDs, a.ID)
+		if a.Bit != nil && *a.Bit >= 0 && *a.Bit < MaxMaskedApps {
+			viewMask |= 1 << *a.Bit
+		} else {
+			allMasked = false
+		}
+	}
+	test := func(sql string, args ...any) {
+		q.testSQL, q.testArg = append(q.testSQL, sql), append(q.testArg, args...)
+	}
+	// An app beyond the 63 with bits is looked up in identities (rare: a
+	// tenant with that many apps).
+	hasIdentity := func(subscribed bool) string {
+		s := "EXISTS (SELECT 1 FROM identities i WHERE i.tenant_id = customers.tenant_id AND i.customer_id = customers.id AND i.app_id IN ?"
+		if subscribed {
+			s += " AND i.subscribed = ?"
+		}
+		return s + ")"
+	}
+	if narrowedToApps {
+		if allMasked {
+			test("(app_mask & ?) <> 0", viewMask)
+		} else {
+			test(hasIdentity(false), viewIDs)
+		}
+	}
+	switch {
+	case f.Subscribed != "" && allMasked:
+		op := "<>"
+		if f.Subscribed == "no" {
+			op = "="
+		}
+		test("(sub_mask & ?) "+op+" 0", viewMask)
+	case f.Subscribed != "":
+		not := ""
+		if f.Subscribed == "no" {
+			not = "NOT "
+		}
+		test(not+hasIdentity(true), viewIDs, true)
+	}
+	switch f.Linked {
+	case "yes":
+		test("open_account_id IS NOT NULL")
+	case "no":
+		test("open_account_id IS NULL")
+	}
+	if f.Source != "" {
+		test("(src_mask & ?) <> 0", sourceBits[f.Source])
+	}
+
+	if f.Query != "" {
+		if err := q.planSearch(f.Query); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
+}
+
+// planSearch: an id finds its customers exactly; anything else (or an id
+// nobody has) is a nickname prefix.
+func (q *listQuery) planSearch(s string) error {
+	if idLike.MatchString(s) {
+		ids, matched, err := customersByWeChatID(q.db, q.tenantID, s)
+		if err != nil {
+			return err
+		}
+		if len(ids) > 0 {
+			q.idSet, q.matchedOpenID, q.index, q.exact = ids, matched, "", true
+			return nil
+		}
+	}
+	prefix := escapeLike(s) + "%"
+	q.testSQL, q.testArg = append(q.testSQL, "nickname LIKE ? ESCAPE '!'"), append(q.testArg, prefix)
+	var n int64
+	err := q.db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM customers"+q.hint("ix_customers_tenant_nickname")+
+		" WHERE tenant_id = ? AND nickname LIKE ? ESCAPE '!' LIMIT ?) t", q.tenantID, prefix, nicknameIndexMax+1).Scan(&n).Error
+	if err != nil {
+		return fmt.Errorf("models: count nickname prefix: %w", err)
+	}
+	if n == 0 {
+		q.none = true
+	} else if n <= nicknameIndexMax {
+		q.index, q.exact = "ix_customers_tenant_nickname", true
+	}
+	return nil
+}
+
+// customersByWeChatID finds the customers holding s as their UnionID (in any of
+// the tenant's namespaces) or as the OpenID of one of their identities.
+func customersByWeChatID(db *gorm.DB, tenantID int64, s string) ([]int64, map[int64]string, error) {
+	var byUnion []int64
+	err := db.Raw(`SELECT id FROM customers WHERE tenant_id = ? AND unionid = ?
+AND open_account_id IN (SELECT id FROM open_accounts WHERE tenant_id = ?)`, tenantID, s, tenantID).Scan(&byUnion).Error
+	if err != nil {
+		return nil, nil, fmt.Errorf("models: find customers by unionid: %w", err)
+	}
+	var byOpen []int64
+	err = db.Raw(`SELECT customer_id FROM identities WHERE tenant_id = ? AND openid = ?
+AND app_id IN (SELECT id FROM apps WHERE tenant_id = ?)`, tenantID, s, tenantID).Scan(&byOpen).Error
+	if err != nil {
+		return nil, nil, fmt.Errorf("models: find customers by openid: %w", err)
+	}
+	matched := map[int64]string{}
+	for _, id := range byOpen {
+		matched[id] = s
+	}
+	return uniqueSorted(append(byUnion, byOpen...)), matched, nil
+}
+
+// escapeLike makes s match itself in LIKE … ESCAPE '!'.
+func escapeLike(s string) string {
+	return strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(s)
+}
+
+// hint is MySQL's FORCE INDEX: the planner does not know that a walk in order
+// stops after a page, and would rather sort a million rows.
+func (q *listQuery) hint(index string) string {
+	if !q.mysql || index == "" {
+		return ""
+	}
+	return " FORCE INDEX (" + index + ")"
+}
+
+// where is the condition list: tenant, id set, range, tests, and extra.
+func (q *listQuery) where(withRange bool, extra []string, extraArgs []any) (string, []any) {
+	conds := []string{"tenant_id = ?"}
+	args := []any{q.tenantID}
+	if q.idSet != nil {
+		conds, args = append(conds, "id IN ?"), append(args, q.idSet)
+	}
+	if withRange {
+		conds, args = append(conds, q.rangeSQL...), append(args, q.rangeArg...)
+	}
+	conds, args = append(conds, q.testSQL...), append(args, q.testArg...)
+	conds, args = append(conds, extra...), append(args, extraArgs...)
+	return strings.Join(conds, " AND "), args
+}
+
+// page reads up to limit+1 rows from the cursor on, in walk order (reversed
+// for a previous page).
+func (q *listQuery) page(limit int) ([]CustomerRow, error) {
+	col := q.f.sortColumn()
+	desc := q.f.descending()
+	var extra []string
+	var extraArgs []any
+	cursor := q.f.After
+	if q.f.Before != nil {
+		cursor, desc = q.f.Before, !desc
+	}
+	if cursor != nil {
+		op := ">"
+		if desc {
+			op = "<"
+		}
+		extra = append(extra, fmt.Sprintf("(%s %s ? OR (%s = ? AND id %s ?))", col, op, col, op))
+		extraArgs = append(extraArgs, cursor.At, cursor.At, cursor.ID)
+	}
+	dir := "ASC"
+	if desc {
+		dir = "DESC"
+	}
+	order := fmt.Sprintf("%s %s, id %s", col, dir, dir)
+	where, args := q.where(true, extra, extraArgs)
+	// The inner query reads ids from the index alone; only the page's rows are
+	// then fetched.
+	sql := "SELECT c.id, c.unionid, c.unlinked_reason, c.nickname, c.first_seen_at, c.last_seen_at, c.app_mask, c.sub_mask" +
+		" FROM (SELECT id FROM customers" + q.hint(q.index) + " WHERE " + where + " ORDER BY " + order + " LIMIT ?) k" +
+		" JOIN customers c ON c.id = k.id WHERE c.tenant_id = ? ORDER BY c." + col + " " + dir + ", c.id " + dir
+	args = append(args, limit+1, q.tenantID)
+	var rows []CustomerRow
+	if err := q.db.Raw(sql, args...).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("models: list customers: %w", err)
+	}
+	return rows, nil
+}
+
+// count says how many customers match: exactly when the conditions reach few
+// rows, else from a sample of countSample rows of the range (the filter's
+// share of them, times the range's size).
+func (q *listQuery) count() (Total, error) {
+	if q.exact {
+		where, args := q.where(true, nil, nil)
+		var n int64
+		err := q.db.Raw("SELECT COUNT(*) FROM customers"+q.hint(q.index)+" WHERE "+where, args...).Scan(&n).Error
+		if err != nil {
+			return Total{}, fmt.Errorf("models: count customers: %w", err)
+		}
+		return Total{N: n, Exact: true}, nil
+	}
+	col := q.f.sortColumn()
+	dir := "DESC"
+	if !q.f.descending() {
+		dir = "ASC"
+	}
+	rangeWhere := strings.Join(append([]string{"tenant_id = ?"}, q.rangeSQL...), " AND ")
+	rangeArgs := append([]any{q.tenantID}, q.rangeArg...)
+	test := "1 = 1"
+	if len(q.testSQL) > 0 {
+		test = strings.Join(q.testSQL, " AND ")
+	}
+	var s struct{ Scanned, Matched int64 }
+	sql := "SELECT COUNT(*) AS scanned, COALESCE(SUM(CASE WHEN " + test + " THEN 1 ELSE 0 END), 0) AS matched FROM (" +
+		"SELECT id, tenant_id, first_seen_at, last_seen_at, open_account_id, app_mask, sub_mask, src_mask, nickname FROM customers" +
+		q.hint(q.index) + " WHERE " + rangeWhere + " ORDER BY " + col + " " + dir + ", id " + dir + " LIMIT ?) customers"
+	// The tests come first in the SQL text, the range inside the subquery.
+	args := append(append(append([]any{}, q.testArg...), rangeArgs...), countSample+1)
+	if err := q.db.Raw(sql, args...).Scan(&s).Error; err != nil {
+		return Total{}, fmt.Errorf("models: sample customers: %w", err)
+	}
+	if s.Scanned <= countSample {
+		return Total{N: s.Matched, Exact: true}, nil
+	}
+	size, err := q.rangeSize(rangeWhere, rangeArgs)
+	if err != nil {
+		return Total{}, err
+	}
+	if s.Matched == 0 {
+		// None in the sample: count up to a cap (the page walked as far).
+		where, args := q.where(true, nil, nil)
+		var n int64
+		err := q.db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM customers"+q.hint(q.index)+" WHERE "+where+" LIMIT ?) t",
+			append(args, countSample+1)...).Scan(&n).Error
+		if err != nil {
+			return Total{}, fmt.Errorf("models: count customers: %w", err)
+		}
+		if n <= countSample {
+			return Total{N: n, Exact: true}, nil
+		}
+		return Total{N: n}, nil
+	}
+	est := float64(s.Matched) / float64(s.Scanned) * float64(max(size, s.Scanned))
+	return Total{N: roundSignificant(est, 2)}, nil
+}
+
+// rangeSize is how many of the tenant's customers the range holds: MySQL's
+// own estimate (an index dive, cheap at any size), or a count on SQLite.
+func (q *listQuery) rangeSize(where string, args []any) (int64, error) {
+	if !q.mysql {
+		var n int64
+		if err := q.db.Raw("SELECT COUNT(*) FROM customers WHERE "+where, args...).Scan(&n).Error; err != nil {
+			return 0, fmt.Errorf("models: count customers: %w", err)
+		}
+		return n, nil
+	}
+	rows, err := q.db.Raw("EXPLAIN SELECT COUNT(*) FROM customers"+q.hint(q.index)+" WHERE "+where, args...).Rows()
+	if err != nil {
+		return 0, fmt.Errorf("models: estimate customers: %w", err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return 0, err
+	}
+	var size int64
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return 0, err
+		}
+		for i, c := range cols {
+			if strings.EqualFold(c, "rows") {
+				var n int64
+				switch v := vals[i].(type) {
+				case []byte:
+					fmt.Sscan(string(v), &n)
+				case int64:
+					n = v
+				}
+				size = max(size, n)
+			}
+		}
+	}
+	return size, rows.Err()
+}
+
+// roundSignificant rounds to d significant digits: an estimate should not
+// look more precise than it is.
+func roundSignificant(x float64, d int) int64 {
+	if x < 1 {
+		return 0
+	}
+	p := math.Pow(10, math.Floor(math.Log10(x))-float64(d-1))
+	if p < 1 {
+		p = 1
+	}
+	return int64(math.Round(x/p) * p)
+}
+
+// AppsOfMask names the apps whose bits are set in mask, in apps' order.
+func AppsOfMask(apps []BrowseApp, mask int64) []BrowseApp {
+	var out []BrowseApp
+	for _, a := range apps {
+		if a.Bit != nil && *a.Bit >= 0 && *a.Bit < MaxMaskedApps && mask&(1<<*a.Bit) != 0 {
+			out = append(out, a)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}

@@ -1,0 +1,329 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Customer masks (migration 0030): each customer carries, as bitmasks, the apps
+// it has identities in (app_mask), the apps it follows (sub_mask) and the
+// sources its identities arrived by (src_mask). The list's filters and the
+// dashboard's overlap read them instead of joining identities, which at
+// millions of rows is the difference between milliseconds and seconds.
+
+// MaxMaskedApps is how many of a tenant's apps get a bit (0–62; bit 63 would
+// make the BIGINT negative). Apps beyond that are filtered through identities.
+const MaxMaskedApps = 63
+
+// sourceBits gives each identity source its bit in src_mask.
+var sourceBits = map[string]int64{
+	SourceSync:        1 << 0,
+	SourceEvent:       1 << 1,
+	SourceOAuth:       1 << 2,
+	SourceMiniProgram: 1 << 3,
+	SourcePaid:        1 << 4,
+	SourceImport:      1 << 5,
+}
+
+// Sources lists the identity sources in display order.
+func Sources() []string {
+	return []string{SourceSync, SourceEvent, SourceOAuth, SourceMiniProgram, SourcePaid, SourceImport}
+}
+
+// maskChunk customers are refreshed per statement.
+const maskChunk = 500
+
+// RefreshCustomerMasks recomputes the masks of the given customers from their
+// identities. Call it inside the transaction that changed the identities, after
+// the change, for every customer that gained, lost or moved an identity or
+// whose identity's subscribed state changed (erased customers may be passed;
+// they are skipped).
+//
+// It locks the customers (in id order) before reading their identities, so
+// concurrent writers of one customer take turns and the last to commit reads
+// everything the others committed. That relies on READ COMMITTED, which is
+// what Resolve and MarkUnsubscribedExcept use on MySQL; SQLite has one writer.
+func RefreshCustomerMasks(tx *gorm.DB, tenantID int64, customerIDs []int64) error {
+	ids := uniqueSorted(customerIDs)
+	if len(ids) == 0 {
+		return nil
+	}
+	bits, err := appBits(tx, tenantID)
+	if err != nil {
+		return err
+	}
+	for start := 0; start < len(ids); start += maskChunk {
+		if err := refreshMaskChunk(tx, tenantID, ids[start:min(start+maskChunk, len(ids))], bits); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// customerMasks is one customer's three masks.
+type customerMasks struct {
+	ID      int64
+	AppMask int64
+	SubMask int64
+	SrcMask int64
+}
+
+func refreshMaskChunk(tx *gorm.DB, tenantID int64, ids []int64, bits map[int64]int) error {
+	var have []customerMasks
+	err := tx.Model(&Customer{}).Scopes(ForTenant(tenantID)).Select("id", "app_mask", "sub_mask", "src_mask").
+		Where("id IN ?", ids).Order("id").Clauses(clause.Locking{Strength: "UPDATE"}).Find(&have).Error
+	if err != nil {
+		return fmt.Errorf("models: lock customers to refresh masks: %w", err)
+	}
+	if len(have) == 0 {
+		return nil
+	}
+	locked := make([]int64, len(have))
+	for i, c := range have {
+		locked[i] = c.ID
+	}
+	want, err := masksFromIdentities(tx, tenantID, locked, bits)
+	if err != nil {
+		return err
+	}
+	var changed []customerMasks
+	for _, c := range have {
+		w := want[c.ID]
+		w.ID = c.ID
+		if w != c {
+			changed = append(changed, w)
+		}
+	}
+	return writeMasks(tx, tenantID, changed)
+}
+
+// masksFromIdentities computes the masks of customers from their identities,
+// giving a bit to any app that has none yet.
+func masksFromIdentities(tx *gorm.DB, tenantID int64, ids []int64, bits map[int64]int) (map[int64]customerMasks, error) {
+	var rows []struct {
+		CustomerID int64
+		AppID      int64
+		Subscribed bool
+		Source     string
+	}
+	err := tx.Model(&Identity{}).Scopes(ForTenant(tenantID)).Select("customer_id", "app_id", "subscribed", "source").
+		Where("customer_id IN ?", ids).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: read identities for masks: %w", err)
+	}
+	for _, r := range rows {
+		if _, ok := bits[r.AppID]; !ok {
+			if err := assignAppBits(tx, tenantID, bits); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	out := make(map[int64]customerMasks, len(ids))
+	for _, r := range rows {
+		m := out[r.CustomerID]
+		if b, ok := bits[r.AppID]; ok && b >= 0 {
+			m.AppMask |= 1 << b
+			if r.Subscribed {
+				m.SubMask |= 1 << b
+			}
+		}
+		m.SrcMask |= sourceBits[r.Source]
+		out[r.CustomerID] = m
+	}
+	return out, nil
+}
+
+// writeMasks updates customers whose masks changed: one UPDATE per chunk with
+// a CASE per column.
+func writeMasks(tx *gorm.DB, tenantID int64, rows []customerMasks) error {
+	for start := 0; start < len(rows); start += maskChunk {
+		part := rows[start:min(start+maskChunk, len(rows))]
+		var sql strings.Builder
+		args := make([]any, 0, 6*len(part)+2)
+		sql.WriteString("UPDATE customers SET ")
+		for i, col := range []string{"app_mask", "sub_mask", "src_mask"} {
+			if i > 0 {
+				sql.WriteString(", ")
+			}
+			sql.WriteString(col + " = CASE id")
+			for _, r := range part {
+				v := r.AppMask
+				switch col {
+				case "sub_mask":
+					v = r.SubMask
+				case "src_mask":
+					v = r.SrcMask
+				}
+				sql.WriteString(" WHEN ? THEN ?")
+				args = append(args, r.ID, v)
+			}
+			sql.WriteString(" ELSE " + col + " END")
+		}
+		sql.WriteString(" WHERE tenant_id = ? AND id IN ?")
+		ids := make([]int64, len(part))
+		for i, r := range part {
+			ids[i] = r.ID
+		}
+		args = append(args, tenantID, ids)
+		if err := tx.Exec(sql.String(), args...).Error; err != nil {
+			return fmt.Errorf("models: write masks of %d customers: %w", len(part), err)
+		}
+	}
+	return nil
+}
+
+// appBits maps the tenant's apps to their mask bit; apps without one are absent.
+func appBits(db *gorm.DB, tenantID int64) (map[int64]int, error) {
+	var rows []struct {
+		ID      int64
+		MaskBit *int
+	}
+	if err := db.Model(&App{}).Scopes(ForTenant(tenantID)).Select("id", "mask_bit").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("models: read app bits: %w", err)
+	}
+	bits := map[int64]int{}
+	for _, r := range rows {
+		if r.MaskBit != nil {
+			bits[r.ID] = *r.MaskBit
+		}
+	}
+	return bits, nil
+}
+
+// assignAppBits gives every app of the tenant without a bit the lowest free
+// one, in app id order, until the 63 bits are used; bits is updated (an app
+// left without a bit maps to -1). Two transactions giving the same bit to
+// different apps collide on ux_apps_tenant_mask_bit: that is ErrTxConflict,
+// and RetryTx runs the loser again.
+func assignAppBits(tx *gorm.DB, tenantID int64, bits map[int64]int) error {
+	var rows []struct {
+		ID      int64
+		MaskBit *int
+	}
+	if err := tx.Model(&App{}).Scopes(ForTenant(tenantID)).Select("id", "mask_bit").Order("id").Find(&rows).Error; err != nil {
+		return fmt.Errorf("models: read app bits: %w", err)
+	}
+	used := map[int]bool{}
+	for _, r := range rows {
+		if r.MaskBit != nil {
+			used[*r.MaskBit] = true
+			bits[r.ID] = *r.MaskBit
+		}
+	}
+	next := 0
+	for _, r := range rows {
+		if r.MaskBit != nil {
+			continue
+		}
+		for next < MaxMaskedApps && used[next] {
+			next++
+		}
+		if next >= MaxMaskedApps {
+			bits[r.ID] = -1
+			continue
+		}
+		res := tx.Model(&App{}).Scopes(ForTenant(tenantID)).Where("id = ? AND mask_bit IS NULL", r.ID).
+			UpdateColumn("mask_bit", next)
+		if res.Error != nil {
+			if isUniqueViolation(res.Error) {
+				return fmt.Errorf("%w: app bit %d taken meanwhile", ErrTxConflict, next)
+			}
+			return fmt.Errorf("models: assign app bit: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			// Someone gave it a bit since the read: use theirs.
+			var got *int
+			if err := tx.Model(&App{}).Scopes(ForTenant(tenantID)).Where("id = ?", r.ID).Pluck("mask_bit", &got).Error; err != nil {
+				return fmt.Errorf("models: read app bit: %w", err)
+			}
+			if got != nil {
+				bits[r.ID], used[*got] = *got, true
+			}
+			continue
+		}
+		bits[r.ID], used[next] = next, true
+	}
+	return nil
+}
+
+// AssignAppBits gives the tenant's apps their mask bits now (binding an app
+// may call it; RefreshCustomerMasks does it on first use otherwise).
+func AssignAppBits(db *gorm.DB, tenantID int64) error {
+	return RetryTx(db.Statement.Context, db, func(tx *gorm.DB) error {
+		return assignAppBits(tx, tenantID, map[int64]int{})
+	})
+}
+
+// RebuildCustomerMasks recomputes every customer's masks of a tenant, walking
+// them in id order a few thousand per transaction. It is for data written
+// around Resolve (models.Seed, repairs); progress, if set, is told how many
+// customers are done.
+func RebuildCustomerMasks(ctx context.Context, db *gorm.DB, tenantID int64, progress func(done int)) (int, error) {
+	db = db.WithContext(ctx)
+	if err := AssignAppBits(db, tenantID); err != nil {
+		return 0, err
+	}
+	const batch = 5000
+	var after int64
+	done := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
+		var ids []int64
+		err := db.Model(&Customer{}).Scopes(ForTenant(tenantID)).Where("id > ?", after).
+			Order("id").Limit(batch).Pluck("id", &ids).Error
+		if err != nil {
+			return done, fmt.Errorf("models: rebuild masks: %w", err)
+		}
+		if len(ids) == 0 {
+			return done, nil
+		}
+		err = RetryTx(ctx, db, func(tx *gorm.DB) error {
+			return RefreshCustomerMasks(tx, tenantID, ids)
+		}, readCommitted(db)...)
+		if err != nil {
+			return done, fmt.Errorf("models: rebuild masks: %w", err)
+		}
+		done += len(ids)
+		after = ids[len(ids)-1]
+		if progress != nil {
+			progress(done)
+		}
+	}
+}
+
+func uniqueSorted(ids []int64) []int64 {
+	out := make([]int64, 0, len(ids))
+	seen := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		if id > 0 && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a] < out[b] })
+	return out
+}
+
+// isUniqueViolation reports a unique-key violation: MySQL 1062, SQLite
+// SQLITE_CONSTRAINT_UNIQUE (2067) or _PRIMARYKEY (1555).
+func isUniqueViolation(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1062
+	}
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		return coded.Code() == 2067 || coded.Code() == 1555
+	}
+	return false
+}
