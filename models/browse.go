@@ -80,16 +80,31 @@ const (
 	nicknameIndexMax = 2000
 )
 
+// ListOptions size a page of the list.
+type ListOptions struct {
+	Limit int // rows per page; 50 when zero
+	// CountSample overrides how many rows the count reads before it estimates
+	// (tests use a small one); zero is the default.
+	CountSample int
+}
+
 // ListCustomers returns one page of the tenant's customers matching the filter,
 // in its order, paged by keyset (the cursor in the filter): each page costs the
 // same however deep it is. apps are the tenant's (BrowseApps).
-func ListCustomers(db *gorm.DB, tenantID int64, f CustomerFilter, apps []BrowseApp, limit int) (CustomerPage, error) {
+func ListCustomers(db *gorm.DB, tenantID int64, f CustomerFilter, apps []BrowseApp, opt ListOptions) (CustomerPage, error) {
 	if tenantID <= 0 {
 		return CustomerPage{}, fmt.Errorf("%w: list customers of tenant %d", ErrUnscopedQuery, tenantID)
+	}
+	limit := opt.Limit
+	if limit <= 0 {
+		limit = 50
 	}
 	q, err := planList(db, tenantID, f, apps)
 	if err != nil {
 		return CustomerPage{}, err
+	}
+	if opt.CountSample > 0 {
+		q.sample = opt.CountSample
 	}
 	page := CustomerPage{}
 	if q.none {
@@ -147,12 +162,13 @@ type listQuery struct {
 	testSQL  []string // everything else, tested per index entry
 	testArg  []any
 	exact    bool // the rows the conditions reach are few: count them all
+	sample   int  // rows the count reads before it estimates
 
 	matchedOpenID map[int64]string
 }
 
 func planList(db *gorm.DB, tenantID int64, f CustomerFilter, apps []BrowseApp) (*listQuery, error) {
-	q := &listQuery{db: db, tenantID: tenantID, f: f, mysql: Dialect(db) == DialectMySQL}
+	q := &listQuery{db: db, tenantID: tenantID, f: f, mysql: Dialect(db) == DialectMySQL, sample: countSample}
 	col := f.sortColumn()
 	q.index = "ix_customers_browse_" + strings.TrimSuffix(col, "_at")
 
@@ -397,11 +413,11 @@ func (q *listQuery) count() (Total, error) {
 		"SELECT id, tenant_id, first_seen_at, last_seen_at, open_account_id, app_mask, sub_mask, src_mask, nickname FROM customers" +
 		q.hint(q.index) + " WHERE " + rangeWhere + " ORDER BY " + col + " " + dir + ", id " + dir + " LIMIT ?) customers"
 	// The tests come first in the SQL text, the range inside the subquery.
-	args := append(append(append([]any{}, q.testArg...), rangeArgs...), countSample+1)
+	args := append(append(append([]any{}, q.testArg...), rangeArgs...), q.sample+1)
 	if err := q.db.Raw(sql, args...).Scan(&s).Error; err != nil {
 		return Total{}, fmt.Errorf("models: sample customers: %w", err)
 	}
-	if s.Scanned <= countSample {
+	if s.Scanned <= int64(q.sample) {
 		return Total{N: s.Matched, Exact: true}, nil
 	}
 	size, err := q.rangeSize(rangeWhere, rangeArgs)
@@ -413,11 +429,11 @@ func (q *listQuery) count() (Total, error) {
 		where, args := q.where(true, nil, nil)
 		var n int64
 		err := q.db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM customers"+q.hint(q.index)+" WHERE "+where+" LIMIT ?) t",
-			append(args, countSample+1)...).Scan(&n).Error
+			append(args, q.sample+1)...).Scan(&n).Error
 		if err != nil {
 			return Total{}, fmt.Errorf("models: count customers: %w", err)
 		}
-		if n <= countSample {
+		if n <= int64(q.sample) {
 			return Total{N: n, Exact: true}, nil
 		}
 		return Total{N: n}, nil

@@ -48,8 +48,8 @@ const maskChunk = 500
 //
 // It locks the customers (in id order) before reading their identities, so
 // concurrent writers of one customer take turns and the last to commit reads
-// everything the others committed. That relies on READ COMMITTED, which is
-// what Resolve and MarkUnsubscribedExcept use on MySQL; SQLite has one writer.
+// everything the others committed (its read of the identities is a locking
+// read, so this holds under REPEATABLE READ too).
 func RefreshCustomerMasks(tx *gorm.DB, tenantID int64, customerIDs []int64) error {
 	ids := uniqueSorted(customerIDs)
 	if len(ids) == 0 {
@@ -113,8 +113,15 @@ func masksFromIdentities(tx *gorm.DB, tenantID int64, ids []int64, bits map[int6
 		Subscribed bool
 		Source     string
 	}
-	err := tx.Model(&Identity{}).Scopes(ForTenant(tenantID)).Select("customer_id", "app_id", "subscribed", "source").
-		Where("customer_id IN ?", ids).Find(&rows).Error
+	// A locking read: it sees the latest committed identities whatever the
+	// transaction's isolation (a plain read in REPEATABLE READ would see the
+	// snapshot the transaction started with, and lose a concurrent writer's).
+	lock := ""
+	if Dialect(tx) == DialectMySQL {
+		lock = " LOCK IN SHARE MODE"
+	}
+	err := tx.Raw("SELECT customer_id, app_id, subscribed, source FROM identities WHERE tenant_id = ? AND customer_id IN ?"+lock,
+		tenantID, ids).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("models: read identities for masks: %w", err)
 	}
@@ -240,12 +247,12 @@ func assignAppBits(tx *gorm.DB, tenantID int64, bits map[int64]int) error {
 		}
 		if res.RowsAffected == 0 {
 			// Someone gave it a bit since the read: use theirs.
-			var got *int
-			if err := tx.Model(&App{}).Scopes(ForTenant(tenantID)).Where("id = ?", r.ID).Pluck("mask_bit", &got).Error; err != nil {
+			var got []struct{ MaskBit *int }
+			if err := tx.Model(&App{}).Scopes(ForTenant(tenantID)).Select("mask_bit").Where("id = ?", r.ID).Find(&got).Error; err != nil {
 				return fmt.Errorf("models: read app bit: %w", err)
 			}
-			if got != nil {
-				bits[r.ID], used[*got] = *got, true
+			if len(got) == 1 && got[0].MaskBit != nil {
+				bits[r.ID], used[*got[0].MaskBit] = *got[0].MaskBit, true
 			}
 			continue
 		}

@@ -307,9 +307,15 @@ func RefreshDashboard(db *gorm.DB, tenantID int64, now time.Time) (*Dashboard, e
 	if err != nil {
 		return nil, err
 	}
+	return d, SaveDashboard(db, tenantID, d)
+}
+
+// SaveDashboard stores figures as the tenant's snapshot, releasing any
+// refresh claim.
+func SaveDashboard(db *gorm.DB, tenantID int64, d *Dashboard) error {
 	body, err := json.Marshal(d)
 	if err != nil {
-		return nil, fmt.Errorf("models: store dashboard: %w", err)
+		return fmt.Errorf("models: store dashboard: %w", err)
 	}
 	at := time.Now().UTC()
 	row := dashboardSnapshot{TenantID: tenantID, ComputedAt: d.AsOf, TookMS: d.TookMS, Body: string(body), CreatedAt: at, UpdatedAt: at}
@@ -318,9 +324,9 @@ func RefreshDashboard(db *gorm.DB, tenantID int64, now time.Time) (*Dashboard, e
 		DoUpdates: clause.AssignmentColumns([]string{"computed_at", "took_ms", "body", "refreshing_until", "updated_at"}),
 	}).Create(&row).Error
 	if err != nil {
-		return nil, fmt.Errorf("models: store dashboard: %w", err)
+		return fmt.Errorf("models: store dashboard: %w", err)
 	}
-	return d, nil
+	return nil
 }
 
 // LoadDashboard reads the tenant's stored figures; ErrNotFound when none were

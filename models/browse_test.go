@@ -1,0 +1,413 @@
+package models_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"oneid/migrations/dbtest"
+	"oneid/models"
+)
+
+// truth is a customer as computed straight from the tables, to check the list
+// and the dashboard against.
+type truth struct {
+	id                    int64
+	unionID               string
+	nickname              string
+	first, last           time.Time
+	apps, followed        map[int64]bool
+	sources               map[string]bool
+	openIDs               []string
+	linkedIdentityPerApps map[int64]bool
+}
+
+func loadTruth(t *testing.T, db *gorm.DB, tenantID int64) map[int64]*truth {
+	t.Helper()
+	var cs []models.Customer
+	if err := db.Scopes(models.ForTenant(tenantID)).Find(&cs).Error; err != nil {
+		t.Fatal(err)
+	}
+	out := map[int64]*truth{}
+	for _, c := range cs {
+		tr := &truth{id: c.ID, nickname: c.Nickname, first: c.FirstSeenAt, last: c.LastSeenAt,
+			apps: map[int64]bool{}, followed: map[int64]bool{}, sources: map[string]bool{}, linkedIdentityPerApps: map[int64]bool{}}
+		if c.UnionID != nil {
+			tr.unionID = *c.UnionID
+		}
+		out[c.ID] = tr
+	}
+	var ids []models.Identity
+	if err := db.Scopes(models.ForTenant(tenantID)).Find(&ids).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range ids {
+		tr := out[i.CustomerID]
+		tr.apps[i.AppID] = true
+		if i.Subscribed {
+			tr.followed[i.AppID] = true
+		}
+		tr.sources[i.Source] = true
+		tr.openIDs = append(tr.openIDs, i.OpenID)
+		if i.UnionID != nil {
+			tr.linkedIdentityPerApps[i.AppID] = true
+		}
+	}
+	return out
+}
+
+// matches is the filter's meaning, written the slow and obvious way.
+func (tr *truth) matches(f models.CustomerFilter, apps []models.BrowseApp) bool {
+	var inView []int64
+	for _, a := range apps {
+		if (f.AppID == 0 || a.ID == f.AppID) && (f.Kind == "" || a.Kind == f.Kind) {
+			inView = append(inView, a.ID)
+		}
+	}
+	if f.AppID != 0 || f.Kind != "" {
+		any := false
+		for _, id := range inView {
+			any = any || tr.apps[id]
+		}
+		if !any {
+			return false
+		}
+	}
+	if f.Subscribed != "" {
+		follows := false
+		for _, id := range inView {
+			follows = follows || tr.followed[id]
+		}
+		if follows != (f.Subscribed == "yes") {
+			return false
+		}
+	}
+	if f.Linked != "" && (tr.unionID != "") != (f.Linked == "yes") {
+		return false
+	}
+	if f.Source != "" && !tr.sources[f.Source] {
+		return false
+	}
+	in := func(at time.Time, from, to models.Day) bool {
+		return (from.IsZero() || !at.Before(from.Start())) && (to.IsZero() || at.Before(to.End()))
+	}
+	if !in(tr.first, f.FirstFrom, f.FirstTo) || !in(tr.last, f.LastFrom, f.LastTo) {
+		return false
+	}
+	return true
+}
+
+// hit: the customer holds the id searched for.
+func (tr *truth) hit(q string) bool {
+	found := tr.unionID == q
+	for _, o := range tr.openIDs {
+		found = found || o == q
+	}
+	return found
+}
+
+func expectedOrder(all map[int64]*truth, f models.CustomerFilter, apps []models.BrowseApp) []int64 {
+	// A search for an id someone holds finds those customers (then filtered);
+	// anything else is a nickname prefix.
+	byID := false
+	for _, tr := range all {
+		byID = byID || (f.Query != "" && tr.hit(f.Query))
+	}
+	var rows []*truth
+	for _, tr := range all {
+		switch {
+		case !tr.matches(f, apps):
+		case f.Query == "":
+			rows = append(rows, tr)
+		case byID && tr.hit(f.Query):
+			rows = append(rows, tr)
+		case !byID && strings.HasPrefix(tr.nickname, f.Query):
+			rows = append(rows, tr)
+		}
+	}
+	key := func(tr *truth) time.Time {
+		if f.Sort == models.SortFirstSeen || f.Sort == models.SortFirstSeenAsc {
+			return tr.first
+		}
+		return tr.last
+	}
+	asc := f.Sort == models.SortLastSeenAsc || f.Sort == models.SortFirstSeenAsc
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := key(rows[i]), key(rows[j])
+		if !a.Equal(b) {
+			return a.Before(b) == asc
+		}
+		return (rows[i].id < rows[j].id) == asc
+	})
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.id
+	}
+	return ids
+}
+
+// seededTenant is a generated tenant with its customer masks built, as the
+// seed command leaves it.
+func seededTenant(t *testing.T, db *gorm.DB, slug string, n int) (int64, []models.BrowseApp) {
+	t.Helper()
+	id := insertTenant(t, db, slug)
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	if _, err := models.Seed(context.Background(), db, id, models.SeedOptions{Customers: n, Seed: 7, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := models.RebuildCustomerMasks(context.Background(), db, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	apps, err := models.BrowseApps(db, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, apps
+}
+
+func day(t *testing.T, s string) models.Day {
+	t.Helper()
+	d, err := models.ParseDay(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestListWalksEveryFilterInOrder pages forward and back through the list
+// under each filter and compares with the filter's meaning computed from the
+// tables: same customers, same order, no duplicates or gaps, and the count.
+func TestListWalksEveryFilterInOrder(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		tenant, apps := seededTenant(t, db, "browse-walk", 400)
+		other, _ := seededTenant(t, db, "browse-other", 60)
+		all := loadTruth(t, db, tenant)
+		theirs := loadTruth(t, db, other)
+		var someOpenID, someUnionID, someNick string
+		for _, tr := range all {
+			if tr.unionID != "" && len(tr.openIDs) > 1 && someUnionID == "" {
+				someUnionID, someOpenID = tr.unionID, tr.openIDs[1]
+			}
+			if tr.nickname != "" && someNick == "" {
+				someNick = string([]rune(tr.nickname)[:1])
+			}
+		}
+		var theirOpenID string
+		for _, tr := range theirs {
+			theirOpenID = tr.openIDs[0]
+			break
+		}
+		filters := map[string]models.CustomerFilter{
+			"everyone":              {},
+			"oldest first":          {Sort: models.SortLastSeenAsc},
+			"by first seen":         {Sort: models.SortFirstSeen},
+			"by first seen, oldest": {Sort: models.SortFirstSeenAsc},
+			"one app":               {AppID: apps[1].ID},
+			"the unlinked app":      {AppID: apps[5].ID},
+			"mini-programs":         {Kind: models.KindMiniProgram},
+			"following":             {Subscribed: "yes"},
+			"not following":         {Subscribed: "no"},
+			"following the app":     {AppID: apps[0].ID, Subscribed: "yes"},
+			"not following the app": {AppID: apps[0].ID, Subscribed: "no"},
+			"linked":                {Linked: "yes"},
+			"unlinked":              {Linked: "no", Sort: models.SortFirstSeen},
+			"by oauth":              {Source: models.SourceOAuth},
+			"first seen in a range": {FirstFrom: day(t, "2025-12-01"), FirstTo: day(t, "2026-02-15")},
+			"last seen since":       {LastFrom: day(t, "2026-02-01"), Sort: models.SortFirstSeenAsc},
+			"seen in both ranges":   {FirstFrom: day(t, "2025-06-01"), LastTo: day(t, "2026-03-01"), Kind: models.KindSubscription},
+			"nickname prefix":       {Query: someNick},
+			"unionid":               {Query: someUnionID},
+			"openid":                {Query: someOpenID},
+			"another tenant's id":   {Query: theirOpenID},
+			"nobody":                {Query: "zzzz-nobody"},
+		}
+		for name, f := range filters {
+			t.Run(name, func(t *testing.T) {
+				want := expectedOrder(all, f, apps)
+				var got []int64
+				page, err := models.ListCustomers(db, tenant, f, apps, models.ListOptions{Limit: 37})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if page.Prev != nil {
+					t.Error("the first page has a previous page")
+				}
+				if !page.Total.Exact || page.Total.N != int64(len(want)) {
+					t.Errorf("total %+v, want exactly %d", page.Total, len(want))
+				}
+				pages := []models.CustomerPage{page}
+				for {
+					for _, r := range page.Rows {
+						got = append(got, r.ID)
+					}
+					if page.Next == nil {
+						break
+					}
+					if len(pages) > 50 {
+						t.Fatal("too many pages")
+					}
+					page, err = models.ListCustomers(db, tenant, *page.Next, apps, models.ListOptions{Limit: 37})
+					if err != nil {
+						t.Fatal(err)
+					}
+					pages = append(pages, page)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("forward walk:\n got %v\nwant %v", got, want)
+				}
+				// And back from the last page: each previous page is the one before.
+				for i := len(pages) - 1; i > 0; i-- {
+					if pages[i].Prev == nil {
+						t.Fatalf("page %d has no previous page", i)
+					}
+					back, err := models.ListCustomers(db, tenant, *pages[i].Prev, apps, models.ListOptions{Limit: 37})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if fmt.Sprint(rowIDs(back.Rows)) != fmt.Sprint(rowIDs(pages[i-1].Rows)) {
+						t.Fatalf("previous of page %d:\n got %v\nwant %v", i, rowIDs(back.Rows), rowIDs(pages[i-1].Rows))
+					}
+					if (back.Prev == nil) != (i-1 == 0) {
+						t.Fatalf("previous of page %d: has previous = %v", i, back.Prev != nil)
+					}
+				}
+			})
+		}
+	})
+}
+
+func rowIDs(rows []models.CustomerRow) []int64 {
+	out := make([]int64, len(rows))
+	for i, r := range rows {
+		out[i] = r.ID
+	}
+	return out
+}
+
+// TestListCountsExactlyWhileCheapAndEstimatesAbove: a range the sample covers
+// is counted exactly; a larger one is estimated, and marked so.
+func TestListCountsExactlyWhileCheapAndEstimatesAbove(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		tenant, apps := seededTenant(t, db, "browse-count", 600)
+		all := loadTruth(t, db, tenant)
+		for _, f := range []models.CustomerFilter{{}, {AppID: apps[0].ID}, {Linked: "yes"}, {Subscribed: "no"}} {
+			want := len(expectedOrder(all, f, apps))
+			page, err := models.ListCustomers(db, tenant, f, apps, models.ListOptions{CountSample: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if page.Total.Exact {
+				t.Errorf("%+v: %d matches over a sample of 100 should be estimated", f, want)
+			}
+			if n := page.Total.N; float64(n) < 0.5*float64(want) || float64(n) > 2*float64(want) {
+				t.Errorf("%+v: estimated %d, truly %d", f, n, want)
+			}
+			exact, err := models.ListCustomers(db, tenant, f, apps, models.ListOptions{CountSample: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !exact.Total.Exact || exact.Total.N != int64(want) {
+				t.Errorf("%+v: with a sample covering all: %+v, want exactly %d", f, exact.Total, want)
+			}
+		}
+		// A filter the sample finds nobody for is counted (up to the cap).
+		var lone models.CustomerFilter
+		lone.Query = "zz"
+		page, err := models.ListCustomers(db, tenant, lone, apps, models.ListOptions{CountSample: 10})
+		if err != nil || !page.Total.Exact || page.Total.N != 0 {
+			t.Fatalf("nobody: %+v %v", page.Total, err)
+		}
+	})
+}
+
+func TestListRefusesAnUnscopedCall(t *testing.T) {
+	db := dbtest.SQLite(t)
+	if _, err := models.ListCustomers(db, 0, models.CustomerFilter{}, nil, models.ListOptions{}); err == nil {
+		t.Fatal("tenant 0 listed")
+	}
+}
+
+func TestParseCustomerFilter(t *testing.T) {
+	cases := []struct {
+		query    string
+		problems string // sorted "field=code" list
+		canon    string // Values().Encode() when fine
+	}{
+		{"", "", ""},
+		{"q=%20%E7%8E%8B%20&sort=last_seen", "", "q=%E7%8E%8B"},
+		{"app=12&kind=service&sub=yes&linked=no&source=oauth", "", "app=12&kind=service&linked=no&source=oauth&sub=yes"},
+		{"first_from=2026-01-01&first_to=2026-01-31&last_from=2026-02-01&sort=first_seen_asc", "", "first_from=2026-01-01&first_to=2026-01-31&last_from=2026-02-01&sort=first_seen_asc"},
+		{"after=1767225600000000.42", "", "after=1767225600000000.42"},
+		{"app=x&kind=shop&sub=maybe&linked=1&source=ftp&sort=name", "app=no_app kind=not_choice linked=not_choice sort=not_choice source=not_choice sub=not_choice", ""},
+		{"first_from=2026-02-30&last_to=yesterday", "first_from=not_day last_to=not_day", ""},
+		{"first_from=2026-03-01&first_to=2026-02-01", "first_to=day_order", ""},
+		{"first_from=1999-12-31", "first_from=not_day", ""},
+		{"after=abc&before=1.2", "after=cursor", ""},
+		{"after=1.2&before=1.3", "before=cursor", ""},
+		{"after=-5.2", "after=cursor", ""},
+		{"after=5.0", "after=cursor", ""},
+		{"q=" + strings.Repeat("x", 101), "q=too_long", ""},
+		{"app=-3", "app=no_app", ""},
+	}
+	for _, c := range cases {
+		q, err := url.ParseQuery(c.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, problems := models.ParseCustomerFilter(q)
+		var got []string
+		for k, v := range problems {
+			got = append(got, k+"="+v)
+		}
+		sort.Strings(got)
+		if strings.Join(got, " ") != c.problems {
+			t.Errorf("%q: problems %v, want %q", c.query, got, c.problems)
+		}
+		if c.problems == "" && f.Values().Encode() != c.canon {
+			t.Errorf("%q: canonical %q, want %q", c.query, f.Values().Encode(), c.canon)
+		}
+	}
+}
+
+// FuzzParseCustomerFilter: no query string makes the parser panic, a filter
+// it accepts survives the trip through the URL unchanged, and the canonical
+// form is stable.
+func FuzzParseCustomerFilter(f *testing.F) {
+	for _, s := range []string{"", "q=王&app=3&sort=first_seen", "after=1767225600000000.42&sub=no", "first_from=2026-01-01&first_to=2025-01-01",
+		"q=%ff%fe", "before=9999999999999999999.1", "linked=yes&linked=no", "source=import&kind=miniprogram&last_to=2100-12-31"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, _ := url.ParseQuery(raw)
+		filter, problems := models.ParseCustomerFilter(q)
+		again, problems2 := models.ParseCustomerFilter(filter.Values())
+		if len(problems2) != 0 {
+			t.Fatalf("%q: its own canonical form %q is refused: %v", raw, filter.Values().Encode(), problems2)
+		}
+		if fmt.Sprint(again.Values()) != fmt.Sprint(filter.Values()) {
+			t.Fatalf("%q: %v became %v", raw, filter.Values(), again.Values())
+		}
+		_ = problems
+	})
+}
+
+func TestMaskID(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                             "",
+		"oAbCdEfGhIjKlMnOpQrStUvWx3kQ": "••••x3kQ",
+		"abc":                          "••••",
+		"abcd":                         "••••",
+		"abcde":                        "••••bcde",
+		"用户标识号码五":                      "••••识号码五",
+	} {
+		if got := models.MaskID(in); got != want {
+			t.Errorf("MaskID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
