@@ -7,7 +7,9 @@ import (
 
 	"gorm.io/gorm"
 
+	"oneid/app/binding"
 	"oneid/app/config"
+	"oneid/app/wechat"
 	"oneid/migrations"
 	"oneid/models"
 )
@@ -50,6 +52,27 @@ func boot(ctx context.Context, env *environment) (*system, error) {
 		log.Info("applied migrations", "versions", applied)
 	}
 	return &system{cfg: cfg, log: log, db: db, sealer: sealer}, nil
+}
+
+// wechatClient is the process's one WeChat client: API hosts and OneID's
+// third-party platform from the configuration, tokens shared through the
+// database (sealed) and watched for the Apps page's token health.
+func (s *system) wechatClient() *wechat.Client {
+	w := s.cfg.WeChat
+	store := binding.ObserveTokens(models.NewWechatTokenStore(s.db, s.sealer), s.db, s.log)
+	return wechat.New(wechat.Config{
+		APIBase:  w.APIBase,
+		OpenBase: w.OpenBase,
+		MPBase:   w.MPBase,
+		Tokens:   store,
+		Logger:   s.log,
+		Component: wechat.Component{
+			AppID:  w.ComponentAppID,
+			Secret: w.ComponentSecret,
+			Token:  w.ComponentToken,
+			AESKey: w.ComponentAESKey,
+		},
+	})
 }
 
 func (s *system) close() {

@@ -19,7 +19,7 @@ func runServe(ctx context.Context, args []string, env *environment) error {
 		return err
 	}
 	defer sys.close()
-	app, err := web.New(web.Deps{Config: sys.cfg, DB: sys.db, Log: sys.log, Sealer: sys.sealer})
+	app, err := web.New(web.Deps{Config: sys.cfg, DB: sys.db, Log: sys.log, Sealer: sys.sealer, WeChat: sys.wechatClient()})
 	if err != nil {
 		return err
 	}

@@ -19,10 +19,11 @@ func TestRolePolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	// PRODUCT.md "Who uses it": a viewer reads profiles and the dashboard; a
-	// marketer also exports; an admin does everything.
+	// marketer also exports; an admin does everything. Issue 4: marketers and
+	// viewers read the Apps page.
 	want := map[tenants.Role][]tenants.Permission{
-		tenants.Viewer:   {tenants.DashboardRead, tenants.CustomersRead},
-		tenants.Marketer: {tenants.DashboardRead, tenants.CustomersRead, tenants.CustomersExport, tenants.ExportsRead, tenants.ExportsWrite},
+		tenants.Viewer:   {tenants.DashboardRead, tenants.CustomersRead, tenants.AppsRead},
+		tenants.Marketer: {tenants.DashboardRead, tenants.CustomersRead, tenants.AppsRead, tenants.CustomersExport, tenants.ExportsRead, tenants.ExportsWrite},
 		tenants.Admin:    tenants.AllPermissions(),
 	}
 	for _, role := range tenants.Roles() {

@@ -64,11 +64,12 @@ func AllPermissions() []Permission {
 	}
 }
 
-// rolePermissions is the policy: a viewer reads profiles and the dashboard; a
-// marketer also exports (personal data leaving the system, PRODUCT.md rule 8);
-// an admin may do everything.
+// rolePermissions is the policy: a viewer reads profiles, the dashboard and
+// the bound apps (issue 4: admins act on apps, marketers and viewers read
+// them); a marketer also exports (personal data leaving the system, PRODUCT.md
+// rule 8); an admin may do everything.
 func rolePermissions() map[Role][]Permission {
-	viewer := []Permission{DashboardRead, CustomersRead}
+	viewer := []Permission{DashboardRead, CustomersRead, AppsRead}
 	marketer := append(append([]Permission{}, viewer...), CustomersExport, ExportsRead, ExportsWrite)
 	return map[Role][]Permission{
 		Viewer:   viewer,

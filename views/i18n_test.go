@@ -36,7 +36,7 @@ func TestCatalogsAgreeOnFormatVerbs(t *testing.T) {
 // Keys built at run time ("nav." + section, "role." + role) are checked with
 // the values they take.
 func TestEveryKeyInTheSourcesIsInTheCatalog(t *testing.T) {
-	literal := regexp.MustCompile(`"((?:locale|tenants|role|auth|nav|field|form|signup|error|members|invite|accept|audit|placeholder)\.[a-z0-9_.-]*[a-z0-9_])"`)
+	literal := regexp.MustCompile(`"((?:locale|tenants|role|auth|nav|field|form|signup|error|members|invite|accept|audit|placeholder|apps)\.[a-z0-9_.-]*[a-z0-9_])"`)
 	var files []string
 	for _, pattern := range []string{"*.templ", "*.go", "../app/web/*.go"} {
 		m, _ := filepath.Glob(pattern)
@@ -66,6 +66,19 @@ func TestEveryKeyInTheSourcesIsInTheCatalog(t *testing.T) {
 	}
 	for _, l := range Locales() {
 		used["locale."+string(l)] = true
+	}
+	// The Apps screens: kinds, binding modes, statuses, where an open account
+	// came from, every refusal of app/binding and every form problem.
+	for _, k := range []string{"kind.subscription", "kind.service", "kind.miniprogram", "mode.authorized", "mode.self_managed",
+		"status.active", "status.revoked", "status.failing", "status.unbound", "open_via.api", "open_via.existing", "open_via.declared",
+		"error.appid", "error.secret", "error.kind", "error.callback_token", "error.aes_key"} {
+		used["apps."+k] = true
+	}
+	for _, r := range []string{"individual", "app_unverified", "open_unverified", "mismatch", "held_elsewhere", "open_held_elsewhere",
+		"already_bound", "wrong_secret", "appid_unknown", "ip_not_whitelisted", "quota", "not_configured", "no_ticket",
+		"auth_code_invalid", "no_open_permission", "open_already_bound", "open_not_by_api", "open_limit", "not_authorized_mode",
+		"has_open_account", "wechat_unavailable"} {
+		used["apps.refused."+r] = true
 	}
 	var missing []string
 	for key := range used {

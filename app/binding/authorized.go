@@ -16,7 +16,10 @@ import (
 // return is tied to the tenant and admin by a single-use server-side state in
 // the redirect_uri, so a code cannot be replayed into another workspace.
 
-// configured reports whether OneID's third-party platform is set up.
+// Configured reports whether OneID's third-party platform is set up, so
+// authorized binding can be offered.
+func (s *Service) Configured() bool { return s.configured() }
+
 func (s *Service) configured() bool { return s.wx != nil && s.wx.ComponentAppID() != "" }
 
 // StartAuthorization creates a pre-auth code and returns the URL of WeChat's
@@ -195,8 +198,6 @@ func (s *Service) authorizedBoundApp(ctx context.Context, tenantID, id int64) (*
 		return nil, &Refusal{Reason: RefuseNotAuthorizedMode, AppName: app.Name}
 	case app.OpenAccountID != nil:
 		return nil, &Refusal{Reason: RefuseHasOpenAccount, AppName: app.Name}
-	case !s.configured():
-		return nil, &Refusal{Reason: RefuseNotConfigured}
 	}
 	if r := appRefusal(app); r != nil {
 		return nil, r
@@ -211,6 +212,9 @@ func (s *Service) CreateOpenAccount(ctx context.Context, tenantID int64, who Act
 	app, err := s.authorizedBoundApp(ctx, tenantID, id)
 	if err != nil {
 		return nil, err
+	}
+	if !s.configured() {
+		return nil, &Refusal{Reason: RefuseNotConfigured}
 	}
 	openAppID, err := s.wx.OpenCreate(ctx, wechat.App{AppID: app.AppID, Authorized: true})
 	if err != nil {
@@ -241,7 +245,8 @@ func (s *Service) CreateOpenAccount(ctx context.Context, tenantID int64, who Act
 // BindToOpenAccount binds an authorized app that has no open-platform account
 // to one of the tenant's (open/bind), after the principal rules.
 func (s *Service) BindToOpenAccount(ctx context.Context, tenantID int64, who Actor, id, openAccountID int64) error {
-	app, err := s.authorizedBoundApp(ctx, tenantID, id)
+	// Both are looked up in the tenant first: another tenant's ids are not found.
+	app, err := models.FindApp(s.db.WithContext(ctx), tenantID, id)
 	if err != nil {
 		return err
 	}
@@ -249,8 +254,14 @@ func (s *Service) BindToOpenAccount(ctx context.Context, tenantID int64, who Act
 	if err != nil {
 		return err
 	}
+	if app, err = s.authorizedBoundApp(ctx, tenantID, id); err != nil {
+		return err
+	}
 	if r := principalRefusal(app, open); r != nil {
 		return r
+	}
+	if !s.configured() {
+		return &Refusal{Reason: RefuseNotConfigured}
 	}
 	if err := s.wx.OpenBind(ctx, wechat.App{AppID: app.AppID, Authorized: true}, open.OpenAppID); err != nil {
 		err = s.wechatRefusal(ctx, app.AppID, err)

@@ -176,10 +176,30 @@ var isolationCases = map[string]isolationCase{
 	"GET /t/:tenant/dashboard": inA("dashboard"),
 	"GET /t/:tenant/customers": inA("customers"),
 	"GET /t/:tenant/apps":      inA("apps"),
-	"GET /t/:tenant/exports":   inA("exports"),
-	"GET /t/:tenant/settings":  inA("settings"),
-	"GET /t/:tenant/members":   inA("members"),
-	"GET /t/:tenant/audit":     listWithAIDs("audit", "before", "{audit}"),
+
+	// Apps (apps_test.go seeds them): A's app, open-platform account and a
+	// pending return from WeChat's authorisation page, aimed at from B.
+	"GET /t/:tenant/apps/new":        inA("apps/new"),
+	"POST /t/:tenant/apps/authorize": inA("apps/authorize"),
+	"GET /t/:tenant/apps/authorized": inAAndWithAIDs("apps/authorized?state={state}&auth_code=planted"),
+	"POST /t/:tenant/apps/self-managed": inAAndWithAIDs("apps/self-managed", "appid", "wx0123456789abcdef", "secret", "0123456789abcdef0123456789abcdef",
+		"kind", "miniprogram", "name", "planted", "principal", "planted", "verified", "yes", "open_account_id", "{open}"),
+	"POST /t/:tenant/open-accounts":        inA("open-accounts", "open_appid", "wx00000000000000ff", "open_principal", "planted", "open_verified", "yes"),
+	"GET /t/:tenant/apps/:id":              inAAndWithAIDs("apps/{app}"),
+	"POST /t/:tenant/apps/:id/open/create": inAAndWithAIDs("apps/{app:authorized}/open/create"),
+	"POST /t/:tenant/apps/:id/open/bind": func(a, b *isoTenant) []probe {
+		return append(inAAndWithAIDs("apps/{app:authorized}/open/bind", "open_account_id", "{open}")(a, b),
+			// B's own app into A's open-platform account.
+			probe{path: b.path("apps/{app:authorized}/open/bind"), form: a.form([]string{"open_account_id", "{open}"}), want: wantNotFoundUnlessForbidden})
+	},
+	"POST /t/:tenant/apps/:id/secret": inAAndWithAIDs("apps/{app}/secret", "secret", "0123456789abcdef0123456789abcdef"),
+	"GET /t/:tenant/apps/:id/unbind":  inAAndWithAIDs("apps/{app}/unbind"),
+	"POST /t/:tenant/apps/:id/unbind": inAAndWithAIDs("apps/{app}/unbind", "confirm", "yes"),
+	"POST /wechat/component":          untouched("WeChat's push, authenticated by its signature; it names no tenant, and one that does not verify changes nothing (apps_test.go)"),
+	"GET /t/:tenant/exports":          inA("exports"),
+	"GET /t/:tenant/settings":         inA("settings"),
+	"GET /t/:tenant/members":          inA("members"),
+	"GET /t/:tenant/audit":            listWithAIDs("audit", "before", "{audit}"),
 
 	"POST /t/:tenant/members/:id/role":       inAAndWithAIDs("members/{member:viewer}/role", "role", "admin"),
 	"POST /t/:tenant/members/:id/remove":     inAAndWithAIDs("members/{member:admin}/remove"),
@@ -232,6 +252,7 @@ func seedIsolation(t *testing.T, h *harness, w *workspace) *isoTenant {
 	}
 	it.ids["audit"] = strconv.FormatInt(page.Events[0].ID+1, 10)
 	it.markers = append(it.markers, secret)
+	seedIsolationApps(t, h, w, it)
 	return it
 }
 

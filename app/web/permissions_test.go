@@ -28,13 +28,25 @@ var permissionMatrix = map[string]string{
 	"POST /locale":                           "public",
 	"GET /invitations/:token":                "public",
 	"POST /invitations/:token":               "public",
+	"POST /wechat/component":                 "public",
 	"GET /tenants":                           "signed-in",
 	"POST /tenants/switch":                   "signed-in",
 	"GET /t/:tenant":                         "admin marketer viewer",
 	"GET /t/:tenant/dashboard":               "admin marketer viewer",
 	"GET /t/:tenant/customers":               "admin marketer viewer",
 	"GET /t/:tenant/exports":                 "admin marketer",
-	"GET /t/:tenant/apps":                    "admin",
+	"GET /t/:tenant/apps":                    "admin marketer viewer",
+	"GET /t/:tenant/apps/new":                "admin",
+	"POST /t/:tenant/apps/authorize":         "admin",
+	"GET /t/:tenant/apps/authorized":         "admin",
+	"POST /t/:tenant/apps/self-managed":      "admin",
+	"POST /t/:tenant/open-accounts":          "admin",
+	"GET /t/:tenant/apps/:id":                "admin marketer viewer",
+	"POST /t/:tenant/apps/:id/open/create":   "admin",
+	"POST /t/:tenant/apps/:id/open/bind":     "admin",
+	"POST /t/:tenant/apps/:id/secret":        "admin",
+	"GET /t/:tenant/apps/:id/unbind":         "admin",
+	"POST /t/:tenant/apps/:id/unbind":        "admin",
 	"GET /t/:tenant/settings":                "admin",
 	"GET /t/:tenant/members":                 "admin",
 	"GET /t/:tenant/audit":                   "admin",
@@ -130,8 +142,8 @@ func TestNavigationFollowsPermissions(t *testing.T) {
 	w := h.workspace("Nav Co")
 	want := map[string][]string{
 		models.RoleAdmin:    {"dashboard", "customers", "apps", "exports", "members", "audit", "settings"},
-		models.RoleMarketer: {"dashboard", "customers", "exports"},
-		models.RoleViewer:   {"dashboard", "customers"},
+		models.RoleMarketer: {"dashboard", "customers", "apps", "exports"},
+		models.RoleViewer:   {"dashboard", "customers", "apps"},
 	}
 	for role, sections := range want {
 		body := h.signedIn(w.people[role]).get(w.path("dashboard")).body

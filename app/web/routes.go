@@ -57,6 +57,9 @@ func (s *Server) routes() []route {
 		{"POST", "/locale", tenants.Public, s.switchLocale},
 		{"GET", "/invitations/:token", tenants.Public, s.invitationPage},
 		{"POST", "/invitations/:token", tenants.Public, s.acceptInvitation},
+		// WeChat's pushes to OneID's third-party platform: signed and encrypted
+		// with the component's token and key, not a browser's form.
+		{"POST", "/wechat/component", tenants.Public, s.componentPush},
 
 		{"GET", "/tenants", tenants.SignedIn, s.tenantsPage},
 		{"POST", "/tenants/switch", tenants.SignedIn, s.switchTenant},
@@ -64,7 +67,19 @@ func (s *Server) routes() []route {
 		{"GET", "/t/:tenant", tenants.DashboardRead, s.tenantHome},
 		{"GET", "/t/:tenant/dashboard", tenants.DashboardRead, s.placeholder("dashboard")},
 		{"GET", "/t/:tenant/customers", tenants.CustomersRead, s.placeholder("customers")},
-		{"GET", "/t/:tenant/apps", tenants.AppsRead, s.placeholder("apps")},
+		// Apps: literal paths before /apps/:id, which would take them.
+		{"GET", "/t/:tenant/apps", tenants.AppsRead, s.appsPage},
+		{"GET", "/t/:tenant/apps/new", tenants.AppsWrite, s.newAppPage},
+		{"POST", "/t/:tenant/apps/authorize", tenants.AppsWrite, s.startAuthorization},
+		{"GET", "/t/:tenant/apps/authorized", tenants.AppsWrite, s.completeAuthorization},
+		{"POST", "/t/:tenant/apps/self-managed", tenants.AppsWrite, s.bindSelfManaged},
+		{"POST", "/t/:tenant/open-accounts", tenants.AppsWrite, s.declareOpenAccount},
+		{"GET", "/t/:tenant/apps/:id", tenants.AppsRead, s.appPage},
+		{"POST", "/t/:tenant/apps/:id/open/create", tenants.AppsWrite, s.createOpenAccount},
+		{"POST", "/t/:tenant/apps/:id/open/bind", tenants.AppsWrite, s.bindOpenAccount},
+		{"POST", "/t/:tenant/apps/:id/secret", tenants.AppsWrite, s.replaceSecret},
+		{"GET", "/t/:tenant/apps/:id/unbind", tenants.AppsWrite, s.unbindPage},
+		{"POST", "/t/:tenant/apps/:id/unbind", tenants.AppsWrite, s.unbindApp},
 		{"GET", "/t/:tenant/exports", tenants.ExportsRead, s.placeholder("exports")},
 		{"GET", "/t/:tenant/settings", tenants.SettingsRead, s.placeholder("settings")},
 

@@ -14,7 +14,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"gorm.io/gorm"
 
+	"oneid/app/binding"
 	"oneid/app/config"
+	"oneid/app/wechat"
 	"oneid/models"
 	"oneid/static"
 	"oneid/tenants"
@@ -31,6 +33,9 @@ type Deps struct {
 	Hasher *models.PasswordHasher
 	// Now is the clock; tests pass a fake one to walk through session timeouts.
 	Now func() time.Time
+	// WeChat is the client for binding apps and WeChat's pushes; nil leaves
+	// binding through WeChat unconfigured (the Apps page says so).
+	WeChat *wechat.Client
 }
 
 // Server holds the dependencies every handler uses.
@@ -41,6 +46,7 @@ type Server struct {
 	sealer *models.Sealer
 	hasher *models.PasswordHasher
 	authz  *tenants.Authorizer
+	apps   *binding.Service
 	now    func() time.Time
 	assets views.Assets
 	// navPerms is the permission of each navigation section, read from the
@@ -78,6 +84,7 @@ func NewServer(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: d.Config, db: d.DB, log: d.Log, sealer: d.Sealer, hasher: d.Hasher, authz: authz, now: d.Now, assets: assets}
+	s.apps = binding.New(binding.Config{DB: d.DB, WeChat: d.WeChat, Sealer: d.Sealer, Now: d.Now, Log: d.Log})
 	s.navPerms = s.navigationPermissions()
 	return s, nil
 }
