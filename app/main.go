@@ -44,6 +44,7 @@ func commands() []command {
 		{"apikey", "create an API key for a tenant's own systems", runAPIKey},
 		{"seed", "write a large generated tenant for development and benchmarks (--tenant, --customers)", runSeed},
 		{"healthcheck", "exit 0 when the local portal is ready (for container health checks)", runHealthcheck},
+		{"rekey", "re-encrypt every secret at rest under a new ONEID_SECRET_KEY", runRekey},
 		{"wxsim", "run the WeChat simulator (--addr, --fixture; `wxsim bench` measures it)", func(ctx context.Context, args []string, env *environment) error {
 			return wechattest.Main(ctx, args, env.stdout)
 		}},
