@@ -4,7 +4,8 @@ package static
 
 import "embed"
 
-// Files is the embedded tree: css/, vendor/ (htmx 2.0.4, 0BSD licence).
+// Files is the embedded tree: css/, js/ (page scripts), vendor/ (htmx 2.0.4,
+// 0BSD licence).
 //
-//go:embed css vendor
+//go:embed css js vendor
 var Files embed.FS

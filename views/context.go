@@ -32,6 +32,9 @@ type NavItem struct {
 type Assets struct {
 	CSS  string
 	HTMX string
+	// Versioned maps a file under static/ ("css/browse.css", "js/browse.js")
+	// to its URL with a version from its content; see AssetURL.
+	Versioned map[string]string
 }
 
 type (
@@ -97,6 +100,15 @@ func WithAssets(ctx context.Context, a Assets) context.Context {
 func AssetsOf(ctx context.Context) Assets {
 	a, _ := ctx.Value(assetsKey{}).(Assets)
 	return a
+}
+
+// AssetURL is the versioned URL of a static file, e.g. AssetURL(ctx,
+// "js/browse.js"); a file the server did not version gets its plain path.
+func AssetURL(ctx context.Context, name string) string {
+	if u, ok := AssetsOf(ctx).Versioned[name]; ok {
+		return u
+	}
+	return "/static/" + name
 }
 
 // workspaceHref is a path inside the page's workspace: /t/<slug>/<rest>.

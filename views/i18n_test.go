@@ -36,7 +36,7 @@ func TestCatalogsAgreeOnFormatVerbs(t *testing.T) {
 // Keys built at run time ("nav." + section, "role." + role) are checked with
 // the values they take.
 func TestEveryKeyInTheSourcesIsInTheCatalog(t *testing.T) {
-	literal := regexp.MustCompile(`"((?:locale|tenants|role|auth|nav|field|form|signup|error|members|invite|accept|audit|placeholder|apps)\.[a-z0-9_.-]*[a-z0-9_])"`)
+	literal := regexp.MustCompile(`"((?:locale|tenants|role|auth|nav|field|form|signup|error|members|invite|accept|audit|placeholder|apps|customers|profile|dashboard)\.[a-z0-9_.-]*[a-z0-9_])"`)
 	var files []string
 	for _, pattern := range []string{"*.templ", "*.go", "../app/web/*.go"} {
 		m, _ := filepath.Glob(pattern)

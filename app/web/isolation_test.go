@@ -174,7 +174,7 @@ var isolationCases = map[string]isolationCase{
 
 	"GET /t/:tenant":           inA(""),
 	"GET /t/:tenant/dashboard": inA("dashboard"),
-	"GET /t/:tenant/customers": inA("customers"),
+	"GET /t/:tenant/customers": customersList,
 	"GET /t/:tenant/apps":      inA("apps"),
 
 	// Apps (apps_test.go seeds them): A's app, open-platform account and a
@@ -205,6 +205,10 @@ var isolationCases = map[string]isolationCase{
 	"POST /t/:tenant/members/:id/remove":     inAAndWithAIDs("members/{member:admin}/remove"),
 	"POST /t/:tenant/invitations":            inA("invitations", "email", "planted@example.com", "role", "admin"),
 	"POST /t/:tenant/invitations/:id/revoke": inAAndWithAIDs("invitations/{invitation}/revoke"),
+
+	"GET /t/:tenant/customers/:id":         inAAndWithAIDs("customers/{customer}"),
+	"GET /t/:tenant/customers/:id/delete":  inAAndWithAIDs("customers/{customer}/delete"),
+	"POST /t/:tenant/customers/:id/delete": inAAndWithAIDs("customers/{customer}/delete", "confirm", "yes"),
 }
 
 // seedIsolation gives a workspace the objects the cases aim at.
@@ -253,6 +257,7 @@ func seedIsolation(t *testing.T, h *harness, w *workspace) *isoTenant {
 	it.ids["audit"] = strconv.FormatInt(page.Events[0].ID+1, 10)
 	it.markers = append(it.markers, secret)
 	seedIsolationApps(t, h, w, it)
+	seedIsolationCustomers(t, h, w, it)
 	return it
 }
 

@@ -65,8 +65,11 @@ func (s *Server) routes() []route {
 		{"POST", "/tenants/switch", tenants.SignedIn, s.switchTenant},
 
 		{"GET", "/t/:tenant", tenants.DashboardRead, s.tenantHome},
-		{"GET", "/t/:tenant/dashboard", tenants.DashboardRead, s.placeholder("dashboard")},
-		{"GET", "/t/:tenant/customers", tenants.CustomersRead, s.placeholder("customers")},
+		{"GET", "/t/:tenant/dashboard", tenants.DashboardRead, s.dashboardPage},
+		{"GET", "/t/:tenant/customers", tenants.CustomersRead, s.customersPage},
+		{"GET", "/t/:tenant/customers/:id", tenants.CustomersRead, s.customerPage},
+		{"GET", "/t/:tenant/customers/:id/delete", tenants.CustomersDelete, s.deleteCustomerPage},
+		{"POST", "/t/:tenant/customers/:id/delete", tenants.CustomersDelete, s.deleteCustomer},
 		// Apps: literal paths before /apps/:id, which would take them.
 		{"GET", "/t/:tenant/apps", tenants.AppsRead, s.appsPage},
 		{"GET", "/t/:tenant/apps/new", tenants.AppsWrite, s.newAppPage},

@@ -49,6 +49,7 @@ type Server struct {
 	apps   *binding.Service
 	now    func() time.Time
 	assets views.Assets
+	csp    string // the Content-Security-Policy of every answer
 	// navPerms is the permission of each navigation section, read from the
 	// route table so the menu and the routes cannot disagree.
 	navPerms map[string]tenants.Permission
@@ -86,6 +87,7 @@ func NewServer(d Deps) (*Server, error) {
 	s := &Server{cfg: d.Config, db: d.DB, log: d.Log, sealer: d.Sealer, hasher: d.Hasher, authz: authz, now: d.Now, assets: assets}
 	s.apps = binding.New(binding.Config{DB: d.DB, WeChat: d.WeChat, Sealer: d.Sealer, Now: d.Now, Log: d.Log})
 	s.navPerms = s.navigationPermissions()
+	s.csp = contentSecurityPolicy(d.Config.WeChat.MPBase)
 	return s, nil
 }
 
@@ -140,8 +142,27 @@ func assetURLs() (views.Assets, error) {
 		return views.Assets{}, fmt.Errorf("web: read stylesheet: %w", err)
 	}
 	sum := sha256.Sum256(css)
+	versioned := map[string]string{}
+	for _, dir := range []string{"css", "js"} {
+		err := fs.WalkDir(static.Files, dir, func(name string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			body, err := fs.ReadFile(static.Files, name)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(body)
+			versioned[name] = "/static/" + name + "?v=" + hex.EncodeToString(sum[:5])
+			return nil
+		})
+		if err != nil {
+			return views.Assets{}, fmt.Errorf("web: version static files: %w", err)
+		}
+	}
 	return views.Assets{
-		CSS:  "/static/css/app.css?v=" + hex.EncodeToString(sum[:5]),
-		HTMX: "/static/vendor/htmx-2.0.4.min.js",
+		CSS:       "/static/css/app.css?v=" + hex.EncodeToString(sum[:5]),
+		HTMX:      "/static/vendor/htmx-2.0.4.min.js",
+		Versioned: versioned,
 	}, nil
 }

@@ -1,0 +1,310 @@
+package web
+
+import (
+	"net/url"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"oneid/models"
+	"oneid/tenants"
+	"oneid/views"
+)
+
+const (
+	customersPageSize = 50
+	timelineLength    = 100
+)
+
+// customersPage is the customer list. The filter lives in the URL; htmx asks
+// for the results alone (HX-Request) and the whole page is served otherwise,
+// so it works without JavaScript and every view can be bookmarked.
+func (s *Server) customersPage(c *fiber.Ctx) error {
+	sc := scope(c)
+	db := s.dbFor(c)
+	raw := queryValues(c)
+	f, problems := models.ParseCustomerFilter(raw)
+	apps, err := models.BrowseApps(db, sc.TenantID)
+	if err != nil {
+		return err
+	}
+	if f.AppID != 0 && !hasApp(apps, f.AppID) {
+		problems["app"], f.AppID = models.ProblemNoApp, 0
+	}
+	base := tenantPath(sc.Slug, "customers")
+	canonical := withQuery(base, f.Values())
+	// A submitted form names every field, empty ones too: send the browser to
+	// the short address of the same view, the one worth bookmarking.
+	if len(problems) == 0 && !isHTMX(c) && hasEmptyParam(raw) {
+		return redirect(c, canonical)
+	}
+
+	v := views.CustomersView{
+		Form:     filterForm(raw, problems),
+		Kinds:    models.Kinds(),
+		Sources:  models.Sources(),
+		Sorts:    models.SortOrders(),
+		Narrowed: f.Narrowed(),
+		Clear:    base,
+		Masked:   !s.seesWholeIDs(sc),
+		Deleted:  raw.Get("deleted") == "1",
+	}
+	for _, a := range apps {
+		v.Apps = append(v.Apps, views.AppOption{ID: a.ID, Name: a.Name, Kind: a.Kind})
+	}
+	status := fiber.StatusOK
+	if len(problems) > 0 {
+		v.Exact, v.Problem = true, resultsProblem(problems)
+		status = fiber.StatusUnprocessableEntity
+	} else {
+		page, err := models.ListCustomers(db, sc.TenantID, f, apps, models.ListOptions{Limit: customersPageSize})
+		if err != nil {
+			return err
+		}
+		v.Total, v.Exact = page.Total.N, page.Total.Exact
+		from := url.Values{"from": {f.Values().Encode()}}
+		for _, r := range page.Rows {
+			v.Rows = append(v.Rows, listRow(r, apps, withQuery(base+"/"+strconv.FormatInt(r.ID, 10), from), v.Masked))
+		}
+		if page.Next != nil {
+			v.Next = withQuery(base, page.Next.Values())
+		}
+		if page.Prev != nil {
+			v.Prev = withQuery(base, page.Prev.Values())
+			v.First = withQuery(base, f.FirstPage().Values())
+		}
+	}
+	if isHTMX(c) {
+		// htmx swaps only 2xx answers; the refusal is shown in the results.
+		c.Set("HX-Push-Url", canonical)
+		c.Vary("HX-Request")
+		return s.render(c, fiber.StatusOK, views.CustomerResults(v))
+	}
+	c.Vary("HX-Request")
+	return s.render(c, status, views.CustomersPage(v))
+}
+
+// customerPage is one customer's profile.
+func (s *Server) customerPage(c *fiber.Ctx) error {
+	sc := scope(c)
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	p, err := models.LoadProfile(s.dbFor(c), sc.TenantID, id, timelineLength)
+	if err != nil {
+		return err
+	}
+	v := s.profileView(c, p)
+	return s.render(c, fiber.StatusOK, views.ProfilePage(v))
+}
+
+// deleteCustomerPage asks an admin to confirm an erasure.
+func (s *Server) deleteCustomerPage(c *fiber.Ctx) error {
+	sc := scope(c)
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	db := s.dbFor(c)
+	p, err := models.LoadProfile(db, sc.TenantID, id, 1)
+	if err != nil {
+		return err
+	}
+	events, err := models.CountTimeline(db, sc.TenantID, id)
+	if err != nil {
+		return err
+	}
+	return s.render(c, fiber.StatusOK, views.DeleteCustomerPage(views.DeleteCustomerView{
+		Profile: s.profileView(c, p),
+		Events:  int(events),
+		Action:  tenantPath(sc.Slug, "customers/"+strconv.FormatInt(id, 10)+"/delete"),
+	}))
+}
+
+// deleteCustomer erases a customer, its identities and timeline (PIPL
+// deletion request), audited in the same transaction.
+func (s *Server) deleteCustomer(c *fiber.Ctx) error {
+	sc := scope(c)
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	if form(c, "confirm") != "yes" {
+		if _, err := models.FindCustomer(s.dbFor(c), sc.TenantID, id); err != nil {
+			return err
+		}
+		return redirect(c, tenantPath(sc.Slug, "customers/"+strconv.FormatInt(id, 10)+"/delete"))
+	}
+	st := state(c)
+	e := models.AuditEvent{IP: c.IP(), RequestID: st.id}
+	if st.user != nil {
+		e.ActorUserID, e.Actor = st.user.ID, st.user.Email
+	}
+	if _, err := models.EraseCustomer(s.dbFor(c), sc.TenantID, id, e); err != nil {
+		return err
+	}
+	return redirect(c, tenantPath(sc.Slug, "customers")+"?deleted=1")
+}
+
+// seesWholeIDs: OpenIDs and UnionIDs are personal data. Whole ones go to the
+// roles trusted to take personal data out of the system (PRODUCT.md rule 8,
+// customers:export: marketers and admins); everyone else (viewers) sees the
+// last four characters.
+func (s *Server) seesWholeIDs(sc tenants.Scope) bool {
+	return s.authz.Grants(sc.Role, sc.TenantID, tenants.CustomersExport)
+}
+
+func (s *Server) profileView(c *fiber.Ctx, p *models.Profile) views.ProfileView {
+	sc := scope(c)
+	masked := !s.seesWholeIDs(sc)
+	show := func(id string) string {
+		if masked {
+			return models.MaskID(id)
+		}
+		return id
+	}
+	cu := p.Customer
+	idStr := strconv.FormatInt(cu.ID, 10)
+	v := views.ProfileView{
+		ID: cu.ID, Nickname: cu.Nickname, FirstSeen: cu.FirstSeenAt, LastSeen: cu.LastSeenAt,
+		IdentityCount: len(p.Identities), Masked: masked,
+		CanDelete:  s.authz.Grants(sc.Role, sc.TenantID, tenants.CustomersDelete),
+		Back:       tenantPath(sc.Slug, "customers"),
+		DeleteHref: tenantPath(sc.Slug, "customers/"+idStr+"/delete"),
+	}
+	if cu.UnionID != nil {
+		v.UnionID = show(*cu.UnionID)
+	} else if cu.UnlinkedReason != nil {
+		v.UnlinkedReason = *cu.UnlinkedReason
+	}
+	if cu.ProfileAt != nil {
+		v.ProfileAt = *cu.ProfileAt
+	}
+	// The list the profile was opened from, rebuilt from a checked filter so
+	// the link cannot lead anywhere else.
+	if from, err := url.ParseQuery(c.Query("from")); err == nil {
+		if f, problems := models.ParseCustomerFilter(from); len(problems) == 0 {
+			v.Back = withQuery(v.Back, f.Values())
+		}
+	}
+	byApp := map[int64]int{}
+	for _, i := range p.Identities {
+		k, ok := byApp[i.AppID]
+		if !ok {
+			a := p.Apps[i.AppID]
+			v.Apps = append(v.Apps, views.ProfileApp{Name: a.Name, Kind: a.Kind, Status: a.Status})
+			k = len(v.Apps) - 1
+			byApp[i.AppID] = k
+		}
+		iv := views.IdentityView{
+			OpenID: show(i.OpenID), Subscribed: i.Subscribed, Subscribable: p.Apps[i.AppID].Kind != models.KindMiniProgram,
+			SubscribeScene: i.SubscribeScene, Source: i.Source, FirstSeen: i.FirstSeenAt, LastSeen: i.LastSeenAt,
+		}
+		if i.SubscribeTime != nil {
+			iv.SubscribeTime = *i.SubscribeTime
+		}
+		if i.UnsubscribedAt != nil {
+			iv.UnsubscribedAt = *i.UnsubscribedAt
+		}
+		v.Apps[k].Identities = append(v.Apps[k].Identities, iv)
+	}
+	for _, e := range p.Timeline {
+		te := views.TimelineEntry{At: e.OccurredAt, Kind: e.Kind, OpenID: show(e.OpenID), Detail: e.Detail}
+		if e.AppID != nil {
+			te.App = p.Apps[*e.AppID].Name
+		}
+		v.Timeline = append(v.Timeline, te)
+	}
+	return v
+}
+
+// listRow is a customer as the list shows it.
+func listRow(r models.CustomerRow, apps []models.BrowseApp, href string, masked bool) views.CustomerListRow {
+	show := func(id string) string {
+		if masked {
+			return models.MaskID(id)
+		}
+		return id
+	}
+	row := views.CustomerListRow{Href: href, Nickname: r.Nickname, FirstSeen: r.FirstSeenAt, LastSeen: r.LastSeenAt,
+		MatchedOpenID: show(r.MatchedOpenID)}
+	if r.UnionID != nil {
+		row.UnionID = show(*r.UnionID)
+	} else if r.UnlinkedReason != nil {
+		row.UnlinkedReason = *r.UnlinkedReason
+	}
+	for _, a := range models.AppsOfMask(apps, r.AppMask) {
+		row.Apps = append(row.Apps, views.AppBadge{Name: a.Name, Kind: a.Kind, Follows: r.SubMask&(1<<*a.Bit) != 0})
+	}
+	return row
+}
+
+// filterForm is the form as typed, with the message key of each problem.
+func filterForm(raw url.Values, problems models.FilterProblems) views.CustomerFilterForm {
+	f := views.CustomerFilterForm{
+		Q: raw.Get("q"), App: raw.Get("app"), Kind: raw.Get("kind"), Sub: raw.Get("sub"), Linked: raw.Get("linked"),
+		Source: raw.Get("source"), FirstFrom: raw.Get("first_from"), FirstTo: raw.Get("first_to"),
+		LastFrom: raw.Get("last_from"), LastTo: raw.Get("last_to"), Sort: raw.Get("sort"),
+		Problems: map[string]string{},
+	}
+	for field, code := range problems {
+		f.Problems[field] = "customers.problem." + code
+	}
+	return f
+}
+
+// resultsProblem is what the results area says instead of results when the
+// filter was refused: a mangled page link, or fields marked in the form.
+func resultsProblem(problems models.FilterProblems) string {
+	switch {
+	case len(problems) == 0:
+		return ""
+	case problems["after"] != "" || problems["before"] != "":
+		return "customers.problem.cursor"
+	}
+	return "customers.problem.fix"
+}
+
+func hasApp(apps []models.BrowseApp, id int64) bool {
+	for _, a := range apps {
+		if a.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// queryValues is the request's query string as url.Values; pairs that do not
+// decode are left out (the filter then reports what is missing or wrong).
+func queryValues(c *fiber.Ctx) url.Values {
+	v, _ := url.ParseQuery(string(c.Request().URI().QueryString()))
+	if v == nil {
+		v = url.Values{}
+	}
+	return v
+}
+
+func hasEmptyParam(v url.Values) bool {
+	for _, vs := range v {
+		for _, s := range vs {
+			if s == "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func withQuery(path string, v url.Values) string {
+	if len(v) == 0 {
+		return path
+	}
+	return path + "?" + v.Encode()
+}
+
+// isHTMX: the request comes from htmx swapping part of the page (not restoring
+// a whole page from history).
+func isHTMX(c *fiber.Ctx) bool {
+	return c.Get("HX-Request") == "true" && c.Get("HX-History-Restore-Request") != "true"
+}
