@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // Why a customer has no UnionID (yet).
@@ -187,8 +186,7 @@ func CustomerTimeline(db *gorm.DB, tenantID, customerID int64, limit int) ([]Cus
 func DeleteCustomer(db *gorm.DB, tenantID, id int64) error {
 	return RetryTx(db.Statement.Context, db, func(tx *gorm.DB) error {
 		var ids []int64
-		err := tx.Model(&Customer{}).Scopes(ForTenant(tenantID)).Where("id = ?", id).
-			Clauses(clause.Locking{Strength: "UPDATE"}).Pluck("id", &ids).Error
+		err := lockingVia(tx, tenantID, "customers", "PRIMARY").Where("id = ?", id).Pluck("id", &ids).Error
 		if err != nil {
 			return fmt.Errorf("models: delete customer %d: %w", id, err)
 		}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // IdentitiesOfCustomer lists a customer's identities by app.
@@ -41,11 +40,12 @@ func MarkUnsubscribedExcept(db *gorm.DB, tenantID, appID, pass int64, passStarte
 		now := dbTime(db.NowFunc())
 		err := RetryTx(db.Statement.Context, db, func(tx *gorm.DB) error {
 			rows = rows[:0]
-			err := tx.Scopes(ForTenant(tenantID)).Select("id", "customer_id", "openid").
+			err := lockingVia(tx, tenantID, "identities", "ix_identities_app_subscribed").
+				Select("id", "customer_id", "openid").
 				Where("app_id = ? AND subscribed = ? AND id > ?", appID, true, after).
 				Where("last_sync_pass <> ?", pass).
 				Where("(subscribe_time IS NULL OR subscribe_time < ?)", passStartedAt).
-				Order("id").Limit(markChunk).Clauses(clause.Locking{Strength: "UPDATE"}).Find(&rows).Error
+				Order("id").Limit(markChunk).Find(&rows).Error
 			if err != nil || len(rows) == 0 {
 				return err
 			}

@@ -357,7 +357,10 @@ type identityPlan struct {
 func (p *identityPlan) isNew() bool { return p.cur == nil }
 
 // compute applies the plan's observations, in time order, to the identity.
+// It may run twice: again on the row as locked, if that differs from the read.
 func (p *identityPlan) compute(tenantID int64, now time.Time) {
+	p.next, p.dest, p.link, p.linkedBy, p.reason = Identity{}, destKeep, unionKey{}, nil, ""
+	p.writeRow, p.markPass, p.delta, p.events, p.fromEmpty, p.change = false, false, nil, nil, 0, Unchanged
 	first := p.obs[0]
 	var st Identity
 	if p.cur != nil {

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -31,19 +32,32 @@ func (r *resolver) run(obs []Observation, chunk []int, out []Outcome) error {
 	for _, p := range r.plans {
 		p.compute(r.tenantID, r.now)
 	}
-	steps := []func() error{
-		r.lockChanging,
-		r.writeLinkedCustomers,
-		r.writeKeptUnlinkedCustomers,
-		r.insertUnlinkedCustomers,
-		r.insertIdentities,
-		r.rewriteIdentities,
-		r.markPass,
-		r.dropEmptiedCustomers,
-		r.insertEvents,
+	if err := r.lockIdentities(); err != nil {
+		return err
 	}
-	for _, step := range steps {
-		if err := step(); err != nil {
+	// New identities may be added by another writer between the read and the
+	// insert. Rather than start over (and race again), roll back to before the
+	// writes, lock the identities that now exist, plan them as known, and write
+	// again: each round turns the colliding ones into locked, known rows, so it
+	// converges (in one extra round, nearly always).
+	for round := 0; ; round++ {
+		savepoint := r.countNew() > 0
+		if savepoint {
+			if err := r.tx.SavePoint("resolve_writes").Error; err != nil {
+				return fmt.Errorf("savepoint: %w", err)
+			}
+		}
+		err := r.write()
+		if err == nil {
+			break
+		}
+		if !savepoint || !errors.Is(err, errIdentityTaken) || round >= 8 {
+			return err
+		}
+		if err := r.tx.RollbackTo("resolve_writes").Error; err != nil {
+			return fmt.Errorf("rollback to savepoint: %w", err)
+		}
+		if err := r.adoptTaken(); err != nil {
 			return err
 		}
 	}
@@ -53,6 +67,50 @@ func (r *resolver) run(obs []Observation, chunk []int, out []Outcome) error {
 		}
 	}
 	return nil
+}
+
+// errIdentityTaken: an identity planned as new was added by someone else.
+var errIdentityTaken = fmt.Errorf("%w: an identity was added meanwhile", ErrTxConflict)
+
+func (r *resolver) write() error {
+	for _, step := range []func() error{
+		r.writeLinkedCustomers,
+		r.writeKeptUnlinkedCustomers,
+		r.insertUnlinkedCustomers,
+		r.insertIdentities,
+		r.rewriteIdentities,
+		r.markPass,
+		r.dropEmptiedCustomers,
+		r.insertEvents,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *resolver) countNew() int {
+	n := 0
+	for _, p := range r.plans {
+		if p.isNew() {
+			n++
+		}
+	}
+	return n
+}
+
+// adoptTaken locks the identities planned as new that exist by now, and plans
+// every identity again (the others come out as before).
+func (r *resolver) adoptTaken() error {
+	appIDs, openIDs := r.keys((*identityPlan).isNew)
+	var rows []Identity
+	err := lockingVia(r.tx, r.tenantID, "identities", "ux_identities_app_openid").
+		Where("app_id IN ? AND openid IN ?", appIDs, openIDs).Order("app_id, openid").Find(&rows).Error
+	if err != nil {
+		return fmt.Errorf("lock identities added meanwhile: %w", err)
+	}
+	return r.replan(rows, (*identityPlan).isNew)
 }
 
 func (r *resolver) scoped(model any) *gorm.DB {
@@ -74,7 +132,7 @@ func (r *resolver) readIdentities() error {
 	// One query for the chunk: (app_id IN, openid IN) is a superset when the
 	// chunk spans apps, trimmed below; the unique index serves it either way.
 	err := r.tx.Raw(`SELECT i.*, c.id AS c_id, c.open_account_id AS c_open_account_id, c.unlinked_reason AS c_unlinked_reason
-FROM identities i LEFT JOIN customers c ON c.id = i.customer_id
+FROM `+forceIndex(r.tx, "identities i", "ux_identities_app_openid")+` LEFT JOIN customers c ON c.id = i.customer_id
 WHERE i.tenant_id = ? AND i.app_id IN ? AND i.openid IN ?`, r.tenantID, appIDs, openIDs).Scan(&rows).Error
 	if err != nil {
 		return fmt.Errorf("read identities: %w", err)
@@ -89,58 +147,105 @@ WHERE i.tenant_id = ? AND i.app_id IN ? AND i.openid IN ?`, r.tenantID, appIDs, 
 	return nil
 }
 
-// lockChanging locks, in id order, the known identities this chunk will
-// change (or whose customer it will change), and checks that nobody changed
-// them since they were read. If somebody did, the chunk runs again.
-func (r *resolver) lockChanging() error {
-	var ids []int64
-	want := map[int64]*seenIdentity{}
+// lockIdentities runs when the chunk will write anything: it locks every
+// identity of the chunk in one statement, in the unique index's order, reads
+// them again under the lock and plans them afresh. Every writer takes its
+// identity locks first and in this one order (customers come after, in
+// (namespace, unionid) order), which keeps deadlocks rare; and whatever a
+// concurrent writer did before is now the starting point. A row another writer
+// has inserted but not committed makes this wait, then shows up as known.
+//
+// A chunk with nothing to write locks nothing: not writing a row read a moment
+// ago is the same as having run just before whoever changes it next.
+func (r *resolver) lockIdentities() error {
+	writes := false
 	for _, p := range r.plans {
-		if p.cur != nil && (p.writeRow || p.delta != nil) {
-			ids = append(ids, p.cur.ID)
-			want[p.cur.ID] = p.cur
-		}
+		writes = writes || p.isNew() || p.writeRow || p.delta != nil || p.markPass
 	}
-	if len(ids) == 0 {
+	if !writes {
 		return nil
 	}
-	sortIDs(ids)
-	var rows []struct {
-		ID           int64
-		CustomerID   int64
-		LastSyncPass int64
-		UpdatedAt    time.Time
-	}
-	err := r.scoped(&Identity{}).Select("id", "customer_id", "last_sync_pass", "updated_at").
-		Where("id IN ?", ids).Order("id").Clauses(clause.Locking{Strength: "UPDATE"}).Find(&rows).Error
+	// Even when all are new: the read then waits for writers that are
+	// inserting the same identities, instead of our INSERT meeting their rows
+	// later, while holding other locks.
+	appIDs, openIDs := r.keys(func(*identityPlan) bool { return true })
+	var rows []Identity
+	err := lockingVia(r.tx, r.tenantID, "identities", "ux_identities_app_openid").
+		Where("app_id IN ? AND openid IN ?", appIDs, openIDs).Order("app_id, openid").Find(&rows).Error
 	if err != nil {
 		return fmt.Errorf("lock identities: %w", err)
 	}
-	if len(rows) != len(ids) {
-		return fmt.Errorf("%w: %d identities gone", ErrTxConflict, len(ids)-len(rows))
+	return r.replan(rows, func(*identityPlan) bool { return true })
+}
+
+// replan plans again, from rows read under lock, the plans chosen by which.
+func (r *resolver) replan(rows []Identity, which func(*identityPlan) bool) error {
+	fresh, err := r.withCustomers(rows)
+	if err != nil {
+		return err
 	}
-	for _, row := range rows {
-		cur := want[row.ID]
-		if row.CustomerID != cur.CustomerID || !row.UpdatedAt.Equal(cur.UpdatedAt) {
-			return fmt.Errorf("%w: identity %d", ErrTxConflict, row.ID)
-		}
-		cur.LastSyncPass = row.LastSyncPass // marked by a pass meanwhile: keep it
+	byKey := make(map[identityKey]*seenIdentity, len(fresh))
+	for _, s := range fresh {
+		byKey[identityKey{appID: s.AppID, openID: s.OpenID}] = s
 	}
 	for _, p := range r.plans {
-		if p.cur != nil && p.writeRow && !p.hasPass() {
-			p.next.LastSyncPass = p.cur.LastSyncPass
+		if which(p) {
+			p.cur = byKey[p.key] // nil if erased meanwhile: the identity is new again
 		}
+		p.compute(r.tenantID, r.now)
 	}
 	return nil
 }
 
-func (p *identityPlan) hasPass() bool {
-	for _, o := range p.obs {
-		if o.SyncPass != 0 {
-			return true
+// keys lists the apps and openids of the plans chosen by which.
+func (r *resolver) keys(which func(*identityPlan) bool) (appIDs []int64, openIDs []string) {
+	seen := map[int64]bool{}
+	for _, p := range r.plans {
+		if !which(p) {
+			continue
+		}
+		if !seen[p.key.appID] {
+			seen[p.key.appID] = true
+			appIDs = append(appIDs, p.key.appID)
+		}
+		openIDs = append(openIDs, p.key.openID)
+	}
+	return appIDs, openIDs
+}
+
+// withCustomers adds to locked identity rows what planning needs of their
+// customers. A locked identity's customer cannot go away or change namespace
+// meanwhile (that takes the identity's lock), so a plain read is enough.
+func (r *resolver) withCustomers(rows []Identity) ([]*seenIdentity, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	custIDs := make([]int64, 0, len(rows))
+	for _, row := range rows {
+		custIDs = append(custIDs, row.CustomerID)
+	}
+	var custs []struct {
+		ID             int64
+		OpenAccountID  *int64
+		UnlinkedReason *string
+	}
+	if err := r.scoped(&Customer{}).Select("id", "open_account_id", "unlinked_reason").
+		Where("id IN ?", custIDs).Find(&custs).Error; err != nil {
+		return nil, fmt.Errorf("read customers of locked identities: %w", err)
+	}
+	out := make([]*seenIdentity, len(rows))
+	onCustomer := make(map[int64][]*seenIdentity, len(rows))
+	for i := range rows {
+		out[i] = &seenIdentity{Identity: rows[i]}
+		onCustomer[rows[i].CustomerID] = append(onCustomer[rows[i].CustomerID], out[i])
+	}
+	for _, c := range custs {
+		for _, s := range onCustomer[c.ID] {
+			id := c.ID
+			s.CustomerRowID, s.CustomerNS, s.CustomerReason = &id, c.OpenAccountID, c.UnlinkedReason
 		}
 	}
-	return false
+	return out, nil
 }
 
 // writeLinkedCustomers creates or updates, in one upsert on the unique key
@@ -205,9 +310,9 @@ func (r *resolver) writeLinkedCustomers() error {
 		unionIDs = append(unionIDs, k.unionID)
 	}
 	var got []Customer
-	err := r.scoped(&Customer{}).Select("id", "open_account_id", "unionid").
-		Where("open_account_id IN ? AND unionid IN ?", nss, unionIDs).
-		Clauses(clause.Locking{Strength: "UPDATE"}).Find(&got).Error
+	err := lockingVia(r.tx, r.tenantID, "customers", "ux_customers_namespace_unionid").
+		Select("id", "open_account_id", "unionid").Where("open_account_id IN ? AND unionid IN ?", nss, unionIDs).
+		Order("open_account_id, unionid").Find(&got).Error
 	if err != nil {
 		return fmt.Errorf("read linked customers: %w", err)
 	}
@@ -304,9 +409,12 @@ func (r *resolver) insertUnlinkedCustomers() error {
 	return nil
 }
 
-// insertIdentities adds the new identities. Another writer may have added one
-// since the read: the insert then skips it, the count comes up short, and the
-// chunk runs again (rolling back the customers made for it).
+// insertIdentities adds the new identities with a plain insert on the unique
+// key (app_id, openid). If another writer added one since the read, the key
+// refuses it (after waiting for that writer to commit): errIdentityTaken, and
+// run rolls the writes back to its savepoint and adopts the identity.
+// (Not ON DUPLICATE KEY: with MariaDB's RETURNING, which gorm uses, a skipped
+// row still counts as affected, so the collision would go unnoticed.)
 func (r *resolver) insertIdentities() error {
 	var plans []*identityPlan
 	var rows []Identity
@@ -316,18 +424,13 @@ func (r *resolver) insertIdentities() error {
 			rows = append(rows, p.next)
 		}
 	}
-	if len(rows) == 0 {
-		return nil
-	}
-	skip := clause.OnConflict{Columns: []clause.Column{{Name: "app_id"}, {Name: "openid"}}, DoNothing: true}
 	for start := 0; start < len(rows); start += insertChunk {
 		part := rows[start:min(start+insertChunk, len(rows))]
-		res := r.tx.Clauses(skip).Create(&part)
-		if res.Error != nil {
-			return fmt.Errorf("insert %d identities: %w", len(part), res.Error)
-		}
-		if res.RowsAffected != int64(len(part)) {
-			return fmt.Errorf("%w: %d of %d identities were added meanwhile", ErrTxConflict, int64(len(part))-res.RowsAffected, len(part))
+		if err := r.tx.Create(&part).Error; err != nil {
+			if isDuplicateKey(err) {
+				return errIdentityTaken
+			}
+			return fmt.Errorf("insert %d identities: %w", len(part), err)
 		}
 		for i := range part {
 			plans[start+i].next.ID = part[i].ID
@@ -400,14 +503,14 @@ func (r *resolver) dropEmptiedCustomers() error {
 	}
 	sortIDs(from)
 	var locked []int64
-	err := r.scoped(&Customer{}).Where("id IN ?", from).Order("id").
-		Clauses(clause.Locking{Strength: "UPDATE"}).Pluck("id", &locked).Error
+	err := lockingVia(r.tx, r.tenantID, "customers", "PRIMARY").Where("id IN ?", from).Order("id").
+		Pluck("id", &locked).Error
 	if err != nil {
 		return fmt.Errorf("lock emptied customers: %w", err)
 	}
 	var used []int64
-	err = r.scoped(&Identity{}).Where("customer_id IN ?", locked).
-		Clauses(clause.Locking{Strength: "UPDATE"}).Pluck("customer_id", &used).Error
+	err = lockingVia(r.tx, r.tenantID, "identities", "ix_identities_tenant_customer").
+		Where("customer_id IN ?", locked).Pluck("customer_id", &used).Error
 	if err != nil {
 		return fmt.Errorf("check emptied customers: %w", err)
 	}
@@ -494,6 +597,28 @@ func (r *resolver) customerMerge(withReason bool) []clause.Assignment {
 		out = append(out, set("unlinked_reason", fmt.Sprintf("CASE WHEN unionid IS NULL AND %s IS NOT NULL THEN %s ELSE unlinked_reason END", in("unlinked_reason"), in("unlinked_reason"))))
 	}
 	return append(out, set("updated_at", in("updated_at")))
+}
+
+// lockingVia starts a SELECT … FOR UPDATE on one of the tenant's tables that
+// walks the named index. A locking read locks every row its plan walks, in
+// the plan's order, matching or not; on small tables MySQL's optimiser likes a
+// full scan, which would lock everything in primary-key order and turn every
+// concurrent writer into a deadlock candidate. So on MySQL the index is forced
+// (SQLite has no row locks: its writers queue for the file).
+func lockingVia(db *gorm.DB, tenantID int64, table, index string) *gorm.DB {
+	q := db.Table(table) // names the table for the tenant guard and column qualifiers
+	if Dialect(db) == DialectMySQL {
+		q.Statement.TableExpr = &clause.Expr{SQL: "`" + table + "` FORCE INDEX (" + index + ")"}
+	}
+	return q.Scopes(ForTenant(tenantID)).Clauses(clause.Locking{Strength: "UPDATE"})
+}
+
+// forceIndex is table (and alias) with an index hint on MySQL, as is elsewhere.
+func forceIndex(db *gorm.DB, table, index string) string {
+	if Dialect(db) != DialectMySQL {
+		return table
+	}
+	return table + " FORCE INDEX (" + index + ")"
 }
 
 func sortIDs(ids []int64) { sort.Slice(ids, func(a, b int) bool { return ids[a] < ids[b] }) }

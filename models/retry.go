@@ -89,6 +89,20 @@ func IsRetryable(err error) bool {
 	return false
 }
 
+// isDuplicateKey reports a unique-key violation: MySQL 1062, SQLite
+// SQLITE_CONSTRAINT_UNIQUE or _PRIMARYKEY.
+func isDuplicateKey(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1062
+	}
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		return coded.Code() == 2067 || coded.Code() == 1555
+	}
+	return false
+}
+
 // readCommitted is the isolation Resolve asks of MySQL: every statement sees
 // the latest committed rows (what an upsert just collided with), and InnoDB
 // takes far fewer gap locks than under REPEATABLE READ, so fewer deadlocks.
