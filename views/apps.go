@@ -53,8 +53,10 @@ type BindingProblem struct {
 	Code          int
 	AppName       string
 	AppPrincipal  string
+	AppDeclared   bool // the app's principal was typed by the admin
 	OpenAppID     string
 	OpenPrincipal string
+	OpenDeclared  bool
 	AppDiff       []models.DiffSpan
 	OpenDiff      []models.DiffSpan
 }

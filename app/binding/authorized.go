@@ -266,7 +266,8 @@ func (s *Service) BindToOpenAccount(ctx context.Context, tenantID int64, who Act
 	if err := s.wx.OpenBind(ctx, wechat.App{AppID: app.AppID, Authorized: true}, open.OpenAppID); err != nil {
 		err = s.wechatRefusal(ctx, app.AppID, err)
 		if r, ok := AsRefusal(err); ok && r.Reason == RefusePrincipalMismatch {
-			r.AppName, r.AppPrincipal, r.OpenAppID, r.OpenPrincipal = app.Name, app.PrincipalName, open.OpenAppID, open.PrincipalName
+			r.AppName, r.AppPrincipal, r.AppDeclared = app.Name, app.PrincipalName, app.Declared
+			r.OpenAppID, r.OpenPrincipal, r.OpenDeclared = open.OpenAppID, open.PrincipalName, open.Declared
 		}
 		return err
 	}

@@ -101,8 +101,10 @@ type Refusal struct {
 	Reason        string
 	AppName       string
 	AppPrincipal  string
+	AppDeclared   bool // the app's principal and verification are the admin's declaration
 	OpenAppID     string
 	OpenPrincipal string
+	OpenDeclared  bool
 	Code          int   // WeChat's errcode, when WeChat refused
 	Err           error // the underlying failure, for the log
 }
@@ -136,8 +138,8 @@ func principalRefusal(app *models.App, open *models.OpenAccount) *Refusal {
 	if reason == "" {
 		return nil
 	}
-	return &Refusal{Reason: reason, AppName: app.Name, AppPrincipal: app.PrincipalName,
-		OpenAppID: open.OpenAppID, OpenPrincipal: open.PrincipalName}
+	return &Refusal{Reason: reason, AppName: app.Name, AppPrincipal: app.PrincipalName, AppDeclared: app.Declared,
+		OpenAppID: open.OpenAppID, OpenPrincipal: open.PrincipalName, OpenDeclared: open.Declared}
 }
 
 // appRefusal applies the rules an app must meet to be bound at all: it is
@@ -145,9 +147,9 @@ func principalRefusal(app *models.App, open *models.OpenAccount) *Refusal {
 func appRefusal(app *models.App) *Refusal {
 	switch {
 	case models.IsIndividualPrincipal(app.PrincipalName):
-		return &Refusal{Reason: RefuseIndividual, AppName: app.Name, AppPrincipal: app.PrincipalName}
+		return &Refusal{Reason: RefuseIndividual, AppName: app.Name, AppPrincipal: app.PrincipalName, AppDeclared: app.Declared}
 	case !app.Verified():
-		return &Refusal{Reason: RefuseAppUnverified, AppName: app.Name, AppPrincipal: app.PrincipalName}
+		return &Refusal{Reason: RefuseAppUnverified, AppName: app.Name, AppPrincipal: app.PrincipalName, AppDeclared: app.Declared}
 	}
 	return nil
 }

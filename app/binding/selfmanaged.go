@@ -318,7 +318,7 @@ func (s *Service) DeclareOpenAccount(ctx context.Context, tenantID int64, who Ac
 		return nil, ProblemsError(p)
 	}
 	if models.IsIndividualPrincipal(in.Principal) {
-		return nil, &Refusal{Reason: RefuseIndividual, OpenAppID: in.OpenAppID, OpenPrincipal: in.Principal}
+		return nil, &Refusal{Reason: RefuseIndividual, OpenAppID: in.OpenAppID, OpenPrincipal: in.Principal, OpenDeclared: true}
 	}
 	detail := "declared principal " + in.Principal
 	if in.Verified {

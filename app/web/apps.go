@@ -155,7 +155,7 @@ func (s *Server) appView(c *fiber.Ctx) (views.AppView, error) {
 // problemView is a refusal as the page shows it.
 func problemView(r *binding.Refusal) *views.BindingProblem {
 	return views.NewBindingProblem(views.BindingProblem{Reason: r.Reason, Code: r.Code, AppName: r.AppName,
-		AppPrincipal: r.AppPrincipal, OpenAppID: r.OpenAppID, OpenPrincipal: r.OpenPrincipal})
+		AppPrincipal: r.AppPrincipal, AppDeclared: r.AppDeclared, OpenAppID: r.OpenAppID, OpenPrincipal: r.OpenPrincipal, OpenDeclared: r.OpenDeclared})
 }
 
 // refusedWith re-renders a page with a refusal: 422, or 503 when WeChat failed.

@@ -57,8 +57,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	st := state(c)
 	st.id = newRequestID()
 	c.Set("X-Request-ID", st.id)
-	c.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'")
+	c.Set("Content-Security-Policy", s.csp)
 	c.Set("X-Frame-Options", "DENY")
 	c.Set("X-Content-Type-Options", "nosniff")
 	c.Set("Referrer-Policy", "same-origin")
@@ -72,6 +71,18 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	}
 	s.logRequest(c, st, time.Since(start))
 	return nil
+}
+
+// contentSecurityPolicy allows forms to go to this site only, and to WeChat's
+// authorisation page: "Bind with WeChat" posts here and is redirected there,
+// and browsers apply form-action to the redirect too.
+func contentSecurityPolicy(mpBase string) string {
+	formAction := "'self'"
+	if u, err := url.Parse(mpBase); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
+		formAction += " " + u.Scheme + "://" + u.Host
+	}
+	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src 'self'; form-action " + formAction + "; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
 }
 
 func runRecovering(c *fiber.Ctx) (err error) {

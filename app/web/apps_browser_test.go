@@ -1,0 +1,247 @@
+package web_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"oneid/app/binding"
+	"oneid/app/config"
+	"oneid/app/web"
+	"oneid/app/wechat"
+	"oneid/app/wechat/wechattest"
+	"oneid/migrations/dbtest"
+	"oneid/models"
+)
+
+// TestBrowserBindsAnAppWithWeChat drives headless Chromium through the
+// authorized binding: the admin clicks Bind with WeChat, consents on the
+// simulator's authorisation page, and lands back on the Apps page with the app
+// bound and its principal shown. Then the refusal of a principal mismatch with
+// the differing characters marked, and a self-managed app with its callback
+// URL. Screenshots go to $ONEID_ARTIFACTS (or a temporary folder).
+func TestBrowserBindsAnAppWithWeChat(t *testing.T) {
+	chromium := chromiumPath(t)
+	db := dbtest.MySQL(t)
+	sim := wechattest.Start(t)
+	comp, err := sim.AddComponent(wechattest.ComponentSpec{Token: "comptoken", AESKey: appsCompKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := sim.AddOpenAccount(wechattest.OpenAccountSpec{Principal: appsPrincipal, Verified: true})
+	service := sim.MustAddApp(wechattest.AppSpec{Name: "示例咖啡服务号", Principal: appsPrincipal, OpenAppID: open, Followers: 120_000})
+	mini := sim.MustAddApp(wechattest.AppSpec{Name: "示例咖啡小程序", Type: wechattest.TypeMiniProgram, Principal: appsPrincipal})
+	self := sim.MustAddApp(wechattest.AppSpec{Name: "示例咖啡订阅号", Type: wechattest.TypeSubscription, Principal: appsPrincipal})
+
+	sealer := testSealer(t)
+	store := binding.ObserveTokens(models.NewWechatTokenStore(db, sealer), db, nil)
+	wcfg := sim.Config(wechattest.LoopbackOnly(t), store)
+	wcfg.Component = wechat.Component{AppID: comp.AppID, Secret: comp.Secret, Token: comp.Token, AESKey: comp.AESKey}
+	wx := wechat.New(wcfg)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	app, err := web.New(web.Deps{
+		Config: config.Config{PublicURL: base, Addr: ln.Addr().String(), WeChat: config.WeChat{MPBase: sim.URL()}},
+		DB:     db, Log: slog.New(slog.DiscardHandler), Sealer: sealer, WeChat: wx,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = app.Listener(ln) }()
+	t.Cleanup(func() { _ = app.Shutdown() })
+
+	// WeChat pushes the verify ticket to OneID's component endpoint.
+	sim.SetComponentCallback(comp.AppID, base+"/wechat/component")
+	if _, d, err := sim.PushVerifyTicket(comp.AppID); err != nil || !d.OK || d.Reply != "success" {
+		t.Fatalf("verify ticket push: %+v, %v", d, err)
+	}
+
+	hasher := models.NewPasswordHasher(0)
+	hash, err := hasher.Hash(context.Background(), "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant, _, err := models.CreateTenant(db, models.NewTenant{Name: "示例咖啡", PrincipalName: appsPrincipal,
+		Admin: models.User{Email: "admin@coffee.example", Name: "王小明", PasswordHash: hash, Locale: "zh-CN"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps := base + "/t/" + tenant.Slug + "/apps"
+
+	shots := os.Getenv("ONEID_ARTIFACTS")
+	if shots == "" {
+		shots = t.TempDir()
+	} else if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("lang", "zh-CN"),
+		chromedp.Flag("accept-lang", "zh-CN,zh"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 860),
+	)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	if err := chromedp.Do(browser, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	defer cancel()
+
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		path := filepath.Join(shots, name+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+	click := func(what, selector string) int64 {
+		t.Helper()
+		res, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(selector)))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return res.Status
+	}
+	location := func() string {
+		t.Helper()
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	text := func(selector string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(selector)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", selector, err)
+		}
+		return s
+	}
+
+	step("sign in",
+		chromedp.Navigate(base+"/signin"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="signin-form"]`)),
+		chromedp.SendKeys(chromedp.CSS("#f-email"), "admin@coffee.example"),
+		chromedp.SendKeys(chromedp.CSS("#f-password"), "correct horse battery"),
+	)
+	click("sign in", `[data-testid="signin-submit"]`)
+	step("apps page", chromedp.Navigate(apps), chromedp.WaitVisible(chromedp.CSS(`[data-testid="no-apps"]`)))
+	shot("apps-01-empty")
+
+	// Bind with WeChat: the simulator's authorisation page stands in for WeChat's.
+	click("bind with WeChat", `[data-testid="bind-wechat"]`)
+	if loc := location(); !strings.HasPrefix(loc, sim.URL()+"/cgi-bin/componentloginpage?") {
+		t.Fatalf("Bind with WeChat went to %s", loc)
+	}
+	step("authorisation page", chromedp.WaitVisible(chromedp.CSS(`[data-testid="sim-authorize-`+service.AppID+`"]`)))
+	shot("apps-02-wechat-authorisation-page")
+	if status := click("consent", `[data-testid="sim-authorize-`+service.AppID+`"]`); status != 200 {
+		t.Fatalf("the return to OneID answered %d", status)
+	}
+	if loc := location(); loc != apps+"?done=bound" {
+		t.Fatalf("after consenting: %s", loc)
+	}
+	row := `[data-testid="open-account"][data-open-appid="` + open + `"] [data-testid="app-row"][data-appid="` + service.AppID + `"]`
+	step("bound app", chromedp.WaitVisible(chromedp.CSS(row)))
+	if p := text(row + ` [data-testid="app-principal"]`); !strings.Contains(p, appsPrincipal) {
+		t.Fatalf("the principal shown is %q", p)
+	}
+	if s := text(row + ` [data-testid="app-status"]`); s != "正常" {
+		t.Fatalf("status %q", s)
+	}
+	shot("apps-03-bound-with-wechat")
+
+	// A mini-program in no open-platform account is listed apart.
+	click("bind with WeChat again", `[data-testid="bind-wechat"]`)
+	step("authorisation page again", chromedp.WaitVisible(chromedp.CSS(`[data-testid="sim-authorize-`+mini.AppID+`"]`)))
+	click("consent for the mini-program", `[data-testid="sim-authorize-`+mini.AppID+`"]`)
+	step("unlinked section", chromedp.WaitVisible(chromedp.CSS(`[data-testid="unlinked-apps"] [data-appid="`+mini.AppID+`"]`)))
+	if s := text(`[data-testid="never-linked"]`); !strings.Contains(s, "永远无法通过 UnionID 关联") {
+		t.Fatalf("the unlinked section says %q", s)
+	}
+	shot("apps-04-list-with-unlinked")
+
+	// A principal mismatch: an open-platform account declared for Beijing.
+	step("declare an open-platform account",
+		chromedp.Navigate(apps+"/new"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="declare-form"]`)),
+		chromedp.SendKeys(chromedp.CSS("#f-open_appid"), "wx00000000000000b2"),
+		chromedp.SendKeys(chromedp.CSS("#f-open_principal"), "示例科技（北京）有限公司"),
+		chromedp.Click(chromedp.CSS(`input[name="open_verified"][value="yes"]`)),
+	)
+	click("save the open-platform account", `[data-testid="declare-submit"]`)
+	bj, err := models.FindOpenAccountByOpenAppID(db, tenant.ID, "wx00000000000000b2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillSelf := []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(apps + "/new"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="self-managed-form"]`)),
+		chromedp.SendKeys(chromedp.CSS("#f-appid"), self.AppID),
+		chromedp.SendKeys(chromedp.CSS("#f-secret"), self.Secret),
+		chromedp.SetValue(chromedp.CSS("#f-kind"), models.KindSubscription),
+		chromedp.SendKeys(chromedp.CSS("#f-name"), self.Name),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid="self-managed-form"] #f-principal`), appsPrincipal),
+		chromedp.Click(chromedp.CSS(`input[name="verified"][value="yes"]`)),
+		chromedp.SendKeys(chromedp.CSS("#f-callback_token"), "cbtoken123"),
+		chromedp.SendKeys(chromedp.CSS("#f-aes_key"), appsAESKey),
+	}
+	step("fill the self-managed form", append(fillSelf, chromedp.SetValue(chromedp.CSS("#f-open_account_id"), strconv.FormatInt(bj.ID, 10)))...)
+	shot("apps-05-self-managed-form")
+	if status := click("bind into Beijing's account", `[data-testid="self-managed-submit"]`); status != 422 {
+		t.Fatalf("the mismatch answered %d", status)
+	}
+	step("refusal", chromedp.WaitVisible(chromedp.CSS(`[data-testid="refusal"][data-reason="mismatch"]`)))
+	if m := text(`[data-testid="diff-open"] mark`); m != "北京" {
+		t.Fatalf("marked %q in the open account's name", m)
+	}
+	shot("apps-06-refusal-principal-mismatch")
+
+	// The same app with no open-platform account: bound, with its callback URL.
+	step("fill the self-managed form again", fillSelf...)
+	click("bind self-managed", `[data-testid="self-managed-submit"]`)
+	step("app page", chromedp.WaitVisible(chromedp.CSS(`[data-testid="callback-url"]`)))
+	cb, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`[data-testid="callback-url"]`)))
+	if err != nil || !strings.HasPrefix(cb, base+"/wechat/callback/") {
+		t.Fatalf("callback URL %q: %v", cb, err)
+	}
+	shot("apps-07-self-managed-app-page")
+	step("list", chromedp.Navigate(apps), chromedp.WaitVisible(chromedp.CSS(`[data-testid="app-row"][data-appid="`+self.AppID+`"]`)))
+	shot("apps-08-list")
+}
