@@ -242,6 +242,39 @@ func TestBrowserBindsAnAppWithWeChat(t *testing.T) {
 		t.Fatalf("callback URL %q: %v", cb, err)
 	}
 	shot("apps-07-self-managed-app-page")
+	appPage := location()
 	step("list", chromedp.Navigate(apps), chromedp.WaitVisible(chromedp.CSS(`[data-testid="app-row"][data-appid="`+self.AppID+`"]`)))
 	shot("apps-08-list")
+
+	// Token health: another system force-refreshes the same AppSecret (WeChat
+	// refuses OneID's token twice), then the day's quota runs out.
+	selfApp := wechat.App{AppID: self.AppID, Secret: self.Secret}
+	if _, err := wx.UserList(context.Background(), selfApp, ""); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		sim.ForceRefreshStable(self.AppID)
+		if _, err := wx.UserList(context.Background(), selfApp, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sim.ExhaustQuota(self.AppID, "cgi-bin/user/get", wechat.CodeDailyQuota)
+	_, err = wx.UserList(context.Background(), selfApp, "")
+	if err := models.NoteWechatError(db, self.AppID, wechat.Code(err), time.Now()); err != nil { // as the sync job does
+		t.Fatal(err)
+	}
+	step("token health", chromedp.Navigate(strings.TrimSuffix(appPage, "?done=bound")), chromedp.WaitVisible(chromedp.CSS(`[data-testid="shared-secret"]`)))
+	if s := text(`[data-testid="health-error"][data-code="45009"]`); !strings.Contains(s, "每日调用次数") {
+		t.Fatalf("quota error row %q", s)
+	}
+	shot("apps-09-token-health")
+
+	// The same list in English.
+	step("list", chromedp.Navigate(apps), chromedp.WaitVisible(chromedp.CSS(`[data-testid="locale-switch"]`)))
+	click("switch to English", `[data-testid="locale-switch"] button[value="en"]`)
+	step("English list", chromedp.WaitVisible(chromedp.CSS(`[data-testid="shared-secret-badge"]`)))
+	if s := text(`[data-testid="never-linked"]`); !strings.Contains(s, "can never be linked by UnionID") {
+		t.Fatalf("the unlinked section says %q", s)
+	}
+	shot("apps-10-list-en")
 }

@@ -459,6 +459,9 @@ func TestAppsPages(t *testing.T) {
 		if !w.audited(ws.tenant.ID, models.AuditAppBound, authorized.AppID) {
 			t.Error("not audited")
 		}
+		if strings.Contains(w.logs.String(), "auth_code") || strings.Contains(w.logs.String(), "state=") {
+			t.Error("the auth code or state reached the log")
+		}
 	})
 
 	t.Run("AnAppInNoOpenAccountIsListedApartAndCanCreateOne", func(t *testing.T) {
@@ -512,6 +515,11 @@ func TestAppsPages(t *testing.T) {
 		}
 		if w.sim.Calls("cgi-bin/stable_token") == 0 {
 			t.Error("the secret was not proven")
+		}
+		for _, secret := range []string{self.Secret, "cbtoken123", appsAESKey} {
+			if strings.Contains(w.logs.String(), secret) {
+				t.Error("a secret reached the log")
+			}
 		}
 	})
 
