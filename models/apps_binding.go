@@ -372,6 +372,10 @@ func CreateBindingState(db *gorm.DB, tenantID, userID int64, now time.Time) (str
 	if err := db.Create(&row).Error; err != nil {
 		return "", fmt.Errorf("models: create binding state: %w", err)
 	}
+	// The tenant's trips that ended a day ago are of no use any more.
+	if err := db.Scopes(ForTenant(tenantID)).Where("expires_at < ?", now.UTC().Add(-24*time.Hour)).Delete(&BindingState{}).Error; err != nil {
+		return "", fmt.Errorf("models: sweep binding states: %w", err)
+	}
 	return state, nil
 }
 

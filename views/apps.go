@@ -165,10 +165,14 @@ type AppView struct {
 // IsSelfManaged reports an app bound by its AppSecret.
 func (v AppView) IsSelfManaged() bool { return v.App.Mode == models.ModeSelfManaged }
 
-// NeedsOpenAccount reports an authorized app with no open-platform account,
-// for which open/create and open/bind are offered.
+// NeedsOpenAccount reports an app in no open-platform account: an authorized
+// one is offered open/create and open/bind, a self-managed one the tenant's
+// accounts to declare it in.
 func (v AppView) NeedsOpenAccount() bool {
-	return v.App.Mode == models.ModeAuthorized && v.Open == nil && v.App.Status != models.AppUnbound
+	if v.Open != nil || v.App.Status == models.AppUnbound {
+		return false
+	}
+	return v.App.Mode == models.ModeAuthorized || len(v.Targets) > 0
 }
 
 // UnbindView is the confirmation before unbinding.

@@ -194,10 +194,10 @@ func (s *Service) authorizedBoundApp(ctx context.Context, tenantID, id int64) (*
 	switch {
 	case !app.IsBound():
 		return nil, models.ErrNotFound
-	case app.BindingMode != models.ModeAuthorized:
-		return nil, &Refusal{Reason: RefuseNotAuthorizedMode, AppName: app.Name}
 	case app.OpenAccountID != nil:
 		return nil, &Refusal{Reason: RefuseHasOpenAccount, AppName: app.Name}
+	case app.BindingMode != models.ModeAuthorized:
+		return nil, &Refusal{Reason: RefuseNotAuthorizedMode, AppName: app.Name}
 	}
 	if r := appRefusal(app); r != nil {
 		return nil, r
@@ -242,8 +242,11 @@ func (s *Service) CreateOpenAccount(ctx context.Context, tenantID int64, who Act
 	return open, nil
 }
 
-// BindToOpenAccount binds an authorized app that has no open-platform account
-// to one of the tenant's (open/bind), after the principal rules.
+// BindToOpenAccount puts an app that has no open-platform account into one of
+// the tenant's, after the principal rules. An authorized app is bound at
+// WeChat (open/bind); for a self-managed app OneID cannot call open/bind, so
+// it records what the admin declares (the binding itself is made on
+// open.weixin.qq.com).
 func (s *Service) BindToOpenAccount(ctx context.Context, tenantID int64, who Actor, id, openAccountID int64) error {
 	// Both are looked up in the tenant first: another tenant's ids are not found.
 	app, err := models.FindApp(s.db.WithContext(ctx), tenantID, id)
@@ -253,6 +256,9 @@ func (s *Service) BindToOpenAccount(ctx context.Context, tenantID int64, who Act
 	open, err := models.FindOpenAccount(s.db.WithContext(ctx), tenantID, openAccountID)
 	if err != nil {
 		return err
+	}
+	if app.IsBound() && app.BindingMode == models.ModeSelfManaged && app.OpenAccountID == nil {
+		return s.declareInOpenAccount(ctx, tenantID, who, app, open)
 	}
 	if app, err = s.authorizedBoundApp(ctx, tenantID, id); err != nil {
 		return err
@@ -276,5 +282,22 @@ func (s *Service) BindToOpenAccount(ctx context.Context, tenantID int64, who Act
 			return err
 		}
 		return s.audit(tx, tenantID, who, models.AuditAppOpenBound, app.AppID, "open/bind to "+open.OpenAppID)
+	})
+}
+
+// declareInOpenAccount records that a self-managed app is in an open-platform
+// account, as its admin declares, after the principal rules.
+func (s *Service) declareInOpenAccount(ctx context.Context, tenantID int64, who Actor, app *models.App, open *models.OpenAccount) error {
+	if r := appRefusal(app); r != nil {
+		return r
+	}
+	if r := principalRefusal(app, open); r != nil {
+		return r
+	}
+	return s.transaction(ctx, func(tx *gorm.DB) error {
+		if err := models.SetAppOpenAccount(tx, tenantID, app.ID, open.ID); err != nil {
+			return err
+		}
+		return s.audit(tx, tenantID, who, models.AuditAppOpenBound, app.AppID, "declared in "+open.OpenAppID)
 	})
 }

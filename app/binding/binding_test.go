@@ -503,6 +503,30 @@ func TestSelfManagedBinding(t *testing.T) {
 		}
 	})
 
+	t.Run("ASelfManagedAppIsDeclaredInAnOpenAccount", func(t *testing.T) {
+		other, err := w.svc.DeclareOpenAccount(ctx, w.a, w.admin, binding.DeclaredOpenAccount{OpenAppID: "wx00000000000000bb", Principal: "示例科技（北京）有限公司", Verified: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := refusal(t, w.svc.BindToOpenAccount(ctx, w.a, w.admin, app.ID, other.ID), binding.RefusePrincipalMismatch)
+		if !r.AppDeclared || !r.OpenDeclared {
+			t.Fatalf("the refusal does not say both names are declared: %+v", r)
+		}
+		same, err := w.svc.DeclareOpenAccount(ctx, w.a, w.admin, binding.DeclaredOpenAccount{OpenAppID: "wx00000000000000cc", Principal: "示例科技(上海)有限公司", Verified: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls := w.sim.Calls("cgi-bin/open/bind")
+		if err := w.svc.BindToOpenAccount(ctx, w.a, w.admin, app.ID, same.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := models.FindApp(w.db, w.a, app.ID)
+		if got.OpenAccountID == nil || *got.OpenAccountID != same.ID || w.sim.Calls("cgi-bin/open/bind") != calls {
+			t.Fatalf("declared in: %v (open/bind calls %d → %d)", got.OpenAccountID, calls, w.sim.Calls("cgi-bin/open/bind"))
+		}
+		refusal(t, w.svc.BindToOpenAccount(ctx, w.a, w.admin, app.ID, same.ID), binding.RefuseHasOpenAccount)
+	})
+
 	t.Run("UnbindKeepsTheRowAndFreesTheAppID", func(t *testing.T) {
 		if _, err := w.svc.Unbind(ctx, w.b, w.adminB, app.ID); !errors.Is(err, models.ErrNotFound) {
 			t.Fatalf("another tenant: %v", err)

@@ -140,7 +140,7 @@ func (s *Server) appView(c *fiber.Ctx) (views.AppView, error) {
 	for _, e := range h.Errors {
 		v.Health.Errors = append(v.Health.Errors, views.ErrorCount{Code: e.Code, Count: e.Count, LastAt: e.LastAt})
 	}
-	if v.NeedsOpenAccount() {
+	if v.Open == nil && app.IsBound() {
 		opens, err := models.ListOpenAccounts(db, sc.TenantID)
 		if err != nil {
 			return views.AppView{}, err
@@ -173,6 +173,10 @@ func (s *Server) newAppPage(c *fiber.Ctx) error {
 	v, err := s.newAppView(c)
 	if err != nil {
 		return err
+	}
+	// Most of a company's apps share the principal it signed up with.
+	if t, err := models.FindTenant(s.dbFor(c), scope(c).TenantID); err == nil {
+		v.SelfManaged.Principal, v.Declare.Principal = t.PrincipalName, t.PrincipalName
 	}
 	return s.render(c, fiber.StatusOK, views.NewAppPage(v))
 }
