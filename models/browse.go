@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,11 +55,14 @@ func (r CustomerRow) cursor(f CustomerFilter) Cursor {
 	return Cursor{At: r.LastSeenAt, ID: r.ID}
 }
 
-// Total is how many customers match a filter: exact, or estimated from a
-// sample when counting them all would cost more than the page itself.
+// Total is how many customers match a filter: exact when counting is cheap,
+// else estimated from the tenant's list stats (as of AsOf), or, without
+// stats, at least N.
 type Total struct {
-	N     int64
-	Exact bool
+	N       int64
+	Exact   bool
+	AtLeast bool      // N is a lower bound: more match
+	AsOf    time.Time // when the stats an estimate comes from were taken
 }
 
 // CustomerPage is one page of the list.
@@ -71,21 +75,27 @@ type CustomerPage struct {
 
 // Tuning of the list.
 const (
-	// countSample rows of the filter's range are read to count: all of them
-	// when the range is no longer (an exact total), else an estimate.
-	countSample = 5000
+	// countCap: up to this many matches are counted exactly (cheap: the walk
+	// stops there); beyond, the total is estimated.
+	countCap = 1000
+	// clearlyMany: when the stats expect this many times countCap, the count
+	// is not even tried.
+	clearlyMany = 5
 	// nicknameIndexMax: a nickname prefix matching at most this many customers
 	// is served from the nickname index and sorted; a commoner one walks the
 	// sort order testing the prefix in the index.
-	nicknameIndexMax = 2000
+	nicknameIndexMax = 500
 )
 
-// ListOptions size a page of the list.
+// ListOptions size a page of the list and say how to count.
 type ListOptions struct {
 	Limit int // rows per page; 50 when zero
-	// CountSample overrides how many rows the count reads before it estimates
-	// (tests use a small one); zero is the default.
-	CountSample int
+	// Stats, when known (LoadListStats), let the count estimate large totals
+	// instead of counting them.
+	Stats *ListStats
+	// CountCap overrides how many matches are counted exactly (tests use a
+	// small one); zero is the default, 1,000.
+	CountCap int
 }
 
 // ListCustomers returns one page of the tenant's customers matching the filter,
@@ -103,8 +113,9 @@ func ListCustomers(db *gorm.DB, tenantID int64, f CustomerFilter, apps []BrowseA
 	if err != nil {
 		return CustomerPage{}, err
 	}
-	if opt.CountSample > 0 {
-		q.sample = opt.CountSample
+	q.stats, q.apps = opt.Stats, apps
+	if opt.CountCap > 0 {
+		q.countCap = opt.CountCap
 	}
 	page := CustomerPage{}
 	if q.none {
@@ -162,13 +173,16 @@ type listQuery struct {
 	testSQL  []string // everything else, tested per index entry
 	testArg  []any
 	exact    bool // the rows the conditions reach are few: count them all
-	sample   int  // rows the count reads before it estimates
+	countCap int
+	stats    *ListStats
+	apps     []BrowseApp
+	prefix   string // the nickname prefix searched (LIKE pattern), if any
 
 	matchedOpenID map[int64]string
 }
 
 func planList(db *gorm.DB, tenantID int64, f CustomerFilter, apps []BrowseApp) (*listQuery, error) {
-	q := &listQuery{db: db, tenantID: tenantID, f: f, mysql: Dialect(db) == DialectMySQL, sample: countSample}
+	q := &listQuery{db: db, tenantID: tenantID, f: f, mysql: Dialect(db) == DialectMySQL, countCap: countCap}
 	col := f.sortColumn()
 	q.index = "ix_customers_browse_" + strings.TrimSuffix(col, "_at")
 
@@ -280,6 +294,7 @@ func (q *listQuery) planSearch(s string) error {
 		}
 	}
 	prefix := escapeLike(s) + "%"
+	q.prefix = prefix
 	q.testSQL, q.testArg = append(q.testSQL, "nickname LIKE ? ESCAPE '!'"), append(q.testArg, prefix)
 	var n int64
 	err := q.db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM customers"+q.hint("ix_customers_tenant_nickname")+
@@ -384,9 +399,10 @@ func (q *listQuery) page(limit int) ([]CustomerRow, error) {
 	return rows, nil
 }
 
-// count says how many customers match: exactly when the conditions reach few
-// rows, else from a sample of countSample rows of the range (the filter's
-// share of them, times the range's size).
+// count says how many customers match. When the stats expect clearly more
+// than countCap, it estimates from them without reading any row; otherwise it
+// counts matches up to countCap (exact if there are no more), and estimates
+// (or says "at least") beyond.
 func (q *listQuery) count() (Total, error) {
 	if q.exact {
 		where, args := q.where(true, nil, nil)
@@ -397,62 +413,62 @@ func (q *listQuery) count() (Total, error) {
 		}
 		return Total{N: n, Exact: true}, nil
 	}
-	col := q.f.sortColumn()
-	dir := "DESC"
-	if !q.f.descending() {
-		dir = "ASC"
+	est, known := 0.0, false
+	if q.stats != nil {
+		est, known = q.stats.estimate(q.f, q.apps)
+		if known && q.prefix != "" {
+			share, err := q.prefixShare()
+			if err != nil {
+				return Total{}, err
+			}
+			est *= share
+		}
 	}
-	rangeWhere := strings.Join(append([]string{"tenant_id = ?"}, q.rangeSQL...), " AND ")
-	rangeArgs := append([]any{q.tenantID}, q.rangeArg...)
-	test := "1 = 1"
-	if len(q.testSQL) > 0 {
-		test = strings.Join(q.testSQL, " AND ")
+	estimated := func(n int64) Total {
+		return Total{N: roundSignificant(max(est, float64(n)), 2), AsOf: q.stats.AsOf}
 	}
-	var s struct{ Scanned, Matched int64 }
-	sql := "SELECT COUNT(*) AS scanned, COALESCE(SUM(CASE WHEN " + test + " THEN 1 ELSE 0 END), 0) AS matched FROM (" +
-		"SELECT id, tenant_id, first_seen_at, last_seen_at, open_account_id, app_mask, sub_mask, src_mask, nickname FROM customers" +
-		q.hint(q.index) + " WHERE " + rangeWhere + " ORDER BY " + col + " " + dir + ", id " + dir + " LIMIT ?) customers"
-	// The tests come first in the SQL text, the range inside the subquery.
-	args := append(append(append([]any{}, q.testArg...), rangeArgs...), q.sample+1)
-	if err := q.db.Raw(sql, args...).Scan(&s).Error; err != nil {
-		return Total{}, fmt.Errorf("models: sample customers: %w", err)
+	if known && est >= float64(clearlyMany*q.countCap) {
+		return estimated(0), nil
 	}
-	if s.Scanned <= int64(q.sample) {
-		return Total{N: s.Matched, Exact: true}, nil
-	}
-	size, err := q.rangeSize(rangeWhere, rangeArgs)
+	where, args := q.where(true, nil, nil)
+	var n int64
+	err := q.db.Raw("SELECT COUNT(*) FROM (SELECT id FROM customers"+q.hint(q.index)+" WHERE "+where+" LIMIT ?) t",
+		append(args, q.countCap+1)...).Scan(&n).Error
 	if err != nil {
-		return Total{}, err
+		return Total{}, fmt.Errorf("models: count customers: %w", err)
 	}
-	if s.Matched == 0 {
-		// None in the sample: count up to a cap (the page walked as far).
-		where, args := q.where(true, nil, nil)
-		var n int64
-		err := q.db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM customers"+q.hint(q.index)+" WHERE "+where+" LIMIT ?) t",
-			append(args, q.sample+1)...).Scan(&n).Error
-		if err != nil {
-			return Total{}, fmt.Errorf("models: count customers: %w", err)
-		}
-		if n <= int64(q.sample) {
-			return Total{N: n, Exact: true}, nil
-		}
-		return Total{N: n}, nil
+	switch {
+	case n <= int64(q.countCap):
+		return Total{N: n, Exact: true}, nil
+	case known:
+		return estimated(n), nil
 	}
-	est := float64(s.Matched) / float64(s.Scanned) * float64(max(size, s.Scanned))
-	return Total{N: roundSignificant(est, 2)}, nil
+	return Total{N: int64(q.countCap), AtLeast: true}, nil
 }
 
-// rangeSize is how many of the tenant's customers the range holds: MySQL's
-// own estimate (an index dive, cheap at any size), or a count on SQLite.
-func (q *listQuery) rangeSize(where string, args []any) (int64, error) {
-	if !q.mysql {
-		var n int64
-		if err := q.db.Raw("SELECT COUNT(*) FROM customers WHERE "+where, args...).Scan(&n).Error; err != nil {
-			return 0, fmt.Errorf("models: count customers: %w", err)
-		}
-		return n, nil
+// prefixShare is the share of the tenant's customers whose nickname starts
+// with the searched prefix: SQLite counts; MySQL estimates the nickname
+// index's range (an index dive, accurate for a range this narrow).
+func (q *listQuery) prefixShare() (float64, error) {
+	if q.stats.Total == 0 {
+		return 0, nil
 	}
-	rows, err := q.db.Raw("EXPLAIN SELECT COUNT(*) FROM customers"+q.hint(q.index)+" WHERE "+where, args...).Rows()
+	where, args := "tenant_id = ? AND nickname LIKE ? ESCAPE '!'", []any{q.tenantID, q.prefix}
+	var n int64
+	if q.mysql {
+		var err error
+		if n, err = q.explainRows("ix_customers_tenant_nickname", where, args); err != nil {
+			return 0, err
+		}
+	} else if err := q.db.Raw("SELECT COUNT(*) FROM customers WHERE "+where, args...).Scan(&n).Error; err != nil {
+		return 0, fmt.Errorf("models: count nickname prefix: %w", err)
+	}
+	return min(float64(n)/float64(q.stats.Total), 1), nil
+}
+
+// explainRows is MySQL's estimate of the rows a condition reaches on an index.
+func (q *listQuery) explainRows(index, where string, args []any) (int64, error) {
+	rows, err := q.db.Raw("EXPLAIN SELECT COUNT(*) FROM customers"+q.hint(index)+" WHERE "+where, args...).Rows()
 	if err != nil {
 		return 0, fmt.Errorf("models: estimate customers: %w", err)
 	}
@@ -476,7 +492,7 @@ func (q *listQuery) rangeSize(where string, args []any) (int64, error) {
 				var n int64
 				switch v := vals[i].(type) {
 				case []byte:
-					fmt.Sscan(string(v), &n)
+					n, _ = strconv.ParseInt(string(v), 10, 64)
 				case int64:
 					n = v
 				}

@@ -290,38 +290,71 @@ func rowIDs(rows []models.CustomerRow) []int64 {
 	return out
 }
 
-// TestListCountsExactlyWhileCheapAndEstimatesAbove: a range the sample covers
-// is counted exactly; a larger one is estimated, and marked so.
+// TestListCountsExactlyWhileCheapAndEstimatesAbove: up to the cap the total
+// is exact; above it, it comes from the list stats (exactly, for filters on
+// masks or on one date range, as of the stats), or is "at least the cap".
 func TestListCountsExactlyWhileCheapAndEstimatesAbove(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		tenant, apps := seededTenant(t, db, "browse-count", 600)
 		all := loadTruth(t, db, tenant)
-		for _, f := range []models.CustomerFilter{{}, {AppID: apps[0].ID}, {Linked: "yes"}, {Subscribed: "no"}} {
-			want := len(expectedOrder(all, f, apps))
-			page, err := models.ListCustomers(db, tenant, f, apps, models.ListOptions{CountSample: 100})
+		d, err := models.ComputeDashboard(db, tenant, time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Stats == nil || d.Stats.Total != 600 {
+			t.Fatalf("stats %+v", d.Stats)
+		}
+		exactFromStats := []models.CustomerFilter{{}, {AppID: apps[0].ID}, {Linked: "yes"}, {Subscribed: "no"},
+			{Kind: models.KindMiniProgram, Subscribed: "no"}, {Kind: models.KindSubscription, Subscribed: "yes"}, {Source: models.SourceMiniProgram, Linked: "yes"},
+			{FirstFrom: day(t, "2025-12-01")}, {LastFrom: day(t, "2025-10-01"), LastTo: day(t, "2026-02-28"), Sort: models.SortFirstSeen}}
+		for _, f := range exactFromStats {
+			want := int64(len(expectedOrder(all, f, apps)))
+			if want <= 60 {
+				t.Fatalf("%+v: only %d match; pick a broader filter", f, want)
+			}
+			est, err := models.ListCustomers(db, tenant, f, apps, models.ListOptions{CountCap: 10, Stats: d.Stats})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if page.Total.Exact {
-				t.Errorf("%+v: %d matches over a sample of 100 should be estimated", f, want)
+			if est.Total.Exact || est.Total.AtLeast || !est.Total.AsOf.Equal(d.Stats.AsOf) {
+				t.Errorf("%+v: %+v, want an estimate as of the stats", f, est.Total)
 			}
-			if n := page.Total.N; float64(n) < 0.5*float64(want) || float64(n) > 2*float64(want) {
-				t.Errorf("%+v: estimated %d, truly %d", f, n, want)
+			// Two significant digits of the true count.
+			if lo, hi := float64(want)*0.94, float64(want)*1.06; float64(est.Total.N) < lo || float64(est.Total.N) > hi {
+				t.Errorf("%+v: estimated %d, truly %d", f, est.Total.N, want)
 			}
-			exact, err := models.ListCustomers(db, tenant, f, apps, models.ListOptions{CountSample: 1000})
+			bare, err := models.ListCustomers(db, tenant, f, apps, models.ListOptions{CountCap: 10})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !exact.Total.Exact || exact.Total.N != int64(want) {
-				t.Errorf("%+v: with a sample covering all: %+v, want exactly %d", f, exact.Total, want)
+			if !bare.Total.AtLeast || bare.Total.N != 10 {
+				t.Errorf("%+v without stats: %+v, want at least 10", f, bare.Total)
+			}
+			exact, err := models.ListCustomers(db, tenant, f, apps, models.ListOptions{CountCap: 1000, Stats: d.Stats})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !exact.Total.Exact || exact.Total.N != want {
+				t.Errorf("%+v under the cap: %+v, want exactly %d", f, exact.Total, want)
 			}
 		}
-		// A filter the sample finds nobody for is counted (up to the cap).
-		var lone models.CustomerFilter
-		lone.Query = "zz"
-		page, err := models.ListCustomers(db, tenant, lone, apps, models.ListOptions{CountSample: 10})
-		if err != nil || !page.Total.Exact || page.Total.N != 0 {
-			t.Fatalf("nobody: %+v %v", page.Total, err)
+		// A nickname prefix few customers share is counted through the
+		// nickname index, exactly.
+		var nick string
+		for _, tr := range all {
+			if r := []rune(tr.nickname); len(r) > 0 && string(r[0]) != "L" {
+				nick = string(r[0])
+				break
+			}
+		}
+		f := models.CustomerFilter{Query: nick}
+		want := len(expectedOrder(all, f, apps))
+		page, err := models.ListCustomers(db, tenant, f, apps, models.ListOptions{CountCap: 3, Stats: d.Stats})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !page.Total.Exact || page.Total.N != int64(want) {
+			t.Errorf("nickname %q: %+v, truly %d", nick, page.Total, want)
 		}
 	})
 }

@@ -33,6 +33,8 @@ type Dashboard struct {
 	// the identities (an app beyond 63, or masks being rebuilt) and the overlap
 	// was computed from identities instead.
 	OverlapFromIdentities bool
+	// Stats are the histograms the customer list estimates its counts from.
+	Stats *ListStats
 }
 
 // DashboardApp is one app's line of the dashboard.
@@ -102,22 +104,18 @@ func (d *Dashboard) compute(tx *gorm.DB, tenantID int64, now time.Time) error {
 		d.Apps[i] = DashboardApp{ID: a.ID, Name: a.Name, Kind: a.Kind, Status: a.Status}
 	}
 
-	// Identities and followers per app, from the (app_id, subscribed) index.
+	// Identities and followers per app, from the (app_id, subscribed) index
+	// alone: the tenant is named through its apps (an app has one tenant), as
+	// testing identities.tenant_id would read every row.
 	var perApp []struct {
 		AppID      int64
 		Subscribed bool
 		N          int64
 	}
-	if len(apps) > 0 {
-		ids := make([]int64, len(apps))
-		for i, a := range apps {
-			ids[i] = a.ID
-		}
-		err := tx.Raw(`SELECT app_id, subscribed, COUNT(*) AS n FROM identities
-WHERE tenant_id = ? AND app_id IN ? GROUP BY app_id, subscribed`, tenantID, ids).Scan(&perApp).Error
-		if err != nil {
-			return err
-		}
+	err = tx.Raw(`SELECT app_id, subscribed, COUNT(*) AS n FROM identities
+WHERE app_id IN (SELECT id FROM apps WHERE tenant_id = ?) GROUP BY app_id, subscribed`, tenantID).Scan(&perApp).Error
+	if err != nil {
+		return err
 	}
 	for _, r := range perApp {
 		a := &d.Apps[index[r.AppID]]
@@ -128,18 +126,12 @@ WHERE tenant_id = ? AND app_id IN ? GROUP BY app_id, subscribed`, tenantID, ids)
 		d.Identities += r.N
 	}
 
-	// Customers by (app mask, linked): totals, coverage and overlap.
-	var groups []struct {
-		AppMask  int64
-		Unlinked bool
-		N        int64
-	}
-	err = tx.Raw(`SELECT app_mask, open_account_id IS NULL AS unlinked, COUNT(*) AS n FROM customers`+
-		hintFor(tx, "ix_customers_browse_last_seen")+` WHERE tenant_id = ? GROUP BY app_mask, open_account_id IS NULL`, tenantID).
-		Scan(&groups).Error
+	// Customers by masks (and per day): totals, coverage and overlap.
+	d.Stats, err = computeListStats(tx, tenantID, now)
 	if err != nil {
 		return err
 	}
+	groups := d.Stats.Groups
 	n := len(apps)
 	d.Overlap = make([][]int64, n)
 	for i := range d.Overlap {
@@ -190,7 +182,8 @@ WHERE tenant_id = ? AND app_id IN ? GROUP BY app_id, subscribed`, tenantID, ids)
 			return err
 		}
 	}
-	return d.newCustomersPerDay(tx, tenantID, now)
+	d.newCustomersPerDay(now)
+	return nil
 }
 
 // overlapFromIdentities is the slow, exact way: every identity's (customer,
@@ -248,35 +241,17 @@ WHERE tenant_id = ? ORDER BY customer_id`, tenantID).Rows()
 
 // newCustomersPerDay counts customers by the day they were first seen, over
 // the last 30 days in China Standard Time.
-func (d *Dashboard) newCustomersPerDay(tx *gorm.DB, tenantID int64, now time.Time) error {
-	today := DayOf(now)
-	first := Day{today.t.AddDate(0, 0, -(newPerDayDays - 1))}
-	day := "DATE(first_seen_at + INTERVAL 8 HOUR)"
-	if Dialect(tx) != DialectMySQL {
-		day = "date(first_seen_at, '+8 hours')"
-	}
-	var rows []struct {
-		Day string
-		N   int64
-	}
-	err := tx.Raw(`SELECT `+day+` AS day, COUNT(*) AS n FROM customers`+hintFor(tx, "ix_customers_browse_first_seen")+
-		` WHERE tenant_id = ? AND first_seen_at >= ? AND first_seen_at < ? GROUP BY `+day,
-		tenantID, first.Start(), today.End()).Scan(&rows).Error
-	if err != nil {
-		return err
-	}
+func (d *Dashboard) newCustomersPerDay(now time.Time) {
 	counts := map[string]int64{}
-	for _, r := range rows {
-		if len(r.Day) >= 10 {
-			counts[r.Day[:10]] += r.N
-		}
+	for _, c := range d.Stats.FirstSeen {
+		counts[c.Day] = c.Count
 	}
+	first := DayOf(now).t.AddDate(0, 0, -(newPerDayDays - 1))
 	d.NewPerDay = make([]DayCount, newPerDayDays)
 	for i := range d.NewPerDay {
-		s := Day{first.t.AddDate(0, 0, i)}.String()
+		s := Day{first.AddDate(0, 0, i)}.String()
 		d.NewPerDay[i] = DayCount{Day: s, Count: counts[s]}
 	}
-	return nil
 }
 
 func hintFor(db *gorm.DB, index string) string {
@@ -340,6 +315,10 @@ func LoadDashboard(db *gorm.DB, tenantID int64, now time.Time) (d *Dashboard, re
 	if err != nil {
 		return nil, false, fmt.Errorf("models: load dashboard: %w", err)
 	}
+	if row.Body == "" {
+		// Only a claim: the first figures are being computed.
+		return nil, row.RefreshingUntil != nil && row.RefreshingUntil.After(now), ErrNotFound
+	}
 	d = &Dashboard{}
 	if err := json.Unmarshal([]byte(row.Body), d); err != nil {
 		return nil, false, fmt.Errorf("models: load dashboard: %w", err)
@@ -348,7 +327,8 @@ func LoadDashboard(db *gorm.DB, tenantID int64, now time.Time) (d *Dashboard, re
 }
 
 // ClaimDashboardRefresh takes the tenant's refresh for lease, so that of many
-// instances and requests only one recomputes; false if another holds it.
+// instances and requests only one recomputes; false if another holds it. A
+// tenant with no figures stored yet gets an empty row to hold the claim.
 func ClaimDashboardRefresh(db *gorm.DB, tenantID int64, now time.Time, lease time.Duration) (bool, error) {
 	res := db.Model(&dashboardSnapshot{}).Scopes(ForTenant(tenantID)).
 		Where("refreshing_until IS NULL OR refreshing_until < ?", now).
@@ -356,5 +336,17 @@ func ClaimDashboardRefresh(db *gorm.DB, tenantID int64, now time.Time, lease tim
 	if res.Error != nil {
 		return false, fmt.Errorf("models: claim dashboard refresh: %w", res.Error)
 	}
-	return res.RowsAffected == 1, nil
+	if res.RowsAffected == 1 {
+		return true, nil
+	}
+	until := now.Add(lease)
+	row := dashboardSnapshot{TenantID: tenantID, ComputedAt: now, RefreshingUntil: &until, CreatedAt: now, UpdatedAt: now}
+	err := db.Create(&row).Error
+	if isUniqueViolation(err) {
+		return false, nil // there is a row, and someone holds it
+	}
+	if err != nil {
+		return false, fmt.Errorf("models: claim dashboard refresh: %w", err)
+	}
+	return true, nil
 }
