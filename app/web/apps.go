@@ -174,10 +174,6 @@ func (s *Server) newAppPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	// Most of a company's apps share the principal it signed up with.
-	if t, err := models.FindTenant(s.dbFor(c), scope(c).TenantID); err == nil {
-		v.SelfManaged.Principal, v.Declare.Principal = t.PrincipalName, t.PrincipalName
-	}
 	return s.render(c, fiber.StatusOK, views.NewAppPage(v))
 }
 
@@ -191,6 +187,11 @@ func (s *Server) newAppView(c *fiber.Ctx) (views.NewAppView, error) {
 		SelfManaged: views.SelfManagedForm{Errors: views.FieldErrors{}}, Declare: views.DeclareOpenForm{Errors: views.FieldErrors{}}}
 	for i := range opens {
 		v.OpenAccounts = append(v.OpenAccounts, openTarget(&opens[i]))
+	}
+	// Most of a company's apps share the principal it signed up with; a form
+	// re-rendered with what was typed replaces this.
+	if t, err := models.FindTenant(s.dbFor(c), sc.TenantID); err == nil {
+		v.SelfManaged.Principal, v.Declare.Principal = t.PrincipalName, t.PrincipalName
 	}
 	return v, nil
 }

@@ -202,6 +202,7 @@ func TestBrowserBindsAnAppWithWeChat(t *testing.T) {
 		chromedp.Navigate(apps+"/new"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="declare-form"]`)),
 		chromedp.SendKeys(chromedp.CSS("#f-open_appid"), "wx00000000000000b2"),
+		chromedp.Clear(chromedp.CSS("#f-open_principal")), // the form starts from the tenant's principal
 		chromedp.SendKeys(chromedp.CSS("#f-open_principal"), "示例科技（北京）有限公司"),
 		chromedp.Click(chromedp.CSS(`input[name="open_verified"][value="yes"]`)),
 	)
@@ -217,6 +218,7 @@ func TestBrowserBindsAnAppWithWeChat(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#f-secret"), self.Secret),
 		chromedp.SetValue(chromedp.CSS("#f-kind"), models.KindSubscription),
 		chromedp.SendKeys(chromedp.CSS("#f-name"), self.Name),
+		chromedp.Clear(chromedp.CSS(`[data-testid="self-managed-form"] #f-principal`)),
 		chromedp.SendKeys(chromedp.CSS(`[data-testid="self-managed-form"] #f-principal`), appsPrincipal),
 		chromedp.Click(chromedp.CSS(`input[name="verified"][value="yes"]`)),
 		chromedp.SendKeys(chromedp.CSS("#f-callback_token"), "cbtoken123"),
@@ -230,6 +232,9 @@ func TestBrowserBindsAnAppWithWeChat(t *testing.T) {
 	step("refusal", chromedp.WaitVisible(chromedp.CSS(`[data-testid="refusal"][data-reason="mismatch"]`)))
 	if m := text(`[data-testid="diff-open"] mark`); m != "北京" {
 		t.Fatalf("marked %q in the open account's name", m)
+	}
+	if a, o := text(`[data-testid="diff-app"] .principal`), text(`[data-testid="diff-open"] .principal`); a != appsPrincipal || o != "示例科技（北京）有限公司" {
+		t.Fatalf("the refusal shows %q and %q", a, o)
 	}
 	shot("apps-06-refusal-principal-mismatch")
 
