@@ -33,6 +33,9 @@ var TenantTables = map[string]bool{
 	"binding_states": true,
 
 	"dashboard_snapshots": true,
+
+	"jobs":           true,
+	"sync_schedules": true,
 }
 
 // ForTenant scopes a statement to one tenant; use it as db.Scopes(ForTenant(id)).
