@@ -27,3 +27,7 @@ test: ## the whole test suite (starts MariaDB and installs Chromium when missing
 
 bench-wxsim: ## page user/get + batchget of N followers (default 1,000,000) from the simulator through the real client
 	$(GO) run ./app wxsim bench --followers $${N:-1000000}
+
+.PHONY: bench-browse
+bench-browse: ## customer list, profile and dashboard over loopback, 16 signed-in browsers, on a tenant of N customers (default 1,000,000; seeded once into the database oneid_bench_browse)
+	$(GO) run ./app/bench browse --customers $${N:-1000000}

@@ -55,9 +55,12 @@ type CustomersView struct {
 	Kinds    []string
 	Sources  []string
 	Sorts    []string
-	Rows     []CustomerListRow
-	Total    int64
+	Rows  []CustomerListRow
+	Total int64
+	// Exact, or AtLeast (more than Total match), or else estimated as of AsOf.
 	Exact    bool
+	AtLeast  bool
+	AsOf     time.Time
 	Narrowed bool
 	// Page links; "" when there is no such page.
 	Next, Prev, First string
@@ -200,10 +203,21 @@ func reasonLabel(ctx context.Context, reason string) string {
 
 // totalLabel is the count line above the list.
 func totalLabel(ctx context.Context, v CustomersView) string {
-	if v.Exact {
+	switch {
+	case v.Exact:
 		return Tf(ctx, "customers.total_exact", FormatCount(v.Total))
+	case v.AtLeast:
+		return Tf(ctx, "customers.total_at_least", FormatCount(v.Total))
 	}
 	return Tf(ctx, "customers.total_estimated", FormatCount(v.Total))
+}
+
+// estimateHint says where an estimate comes from.
+func estimateHint(ctx context.Context, v CustomersView) string {
+	if v.AtLeast || v.AsOf.IsZero() {
+		return T(ctx, "customers.at_least_hint")
+	}
+	return Tf(ctx, "customers.estimate_hint", FormatTime(v.AsOf))
 }
 
 // problem is the message key of a field's problem, "" if none.

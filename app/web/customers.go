@@ -3,8 +3,11 @@ package web
 import (
 	"net/url"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"gorm.io/gorm"
 
 	"oneid/models"
 	"oneid/tenants"
@@ -14,7 +17,91 @@ import (
 const (
 	customersPageSize = 50
 	timelineLength    = 100
+	// listStatsFresh: older list stats are refreshed (in the background).
+	listStatsFresh = 10 * time.Minute
 )
+
+// browseCache keeps, per tenant, what every list page needs and what rarely
+// changes: the apps (for a few seconds) and the list stats (until the
+// dashboard's stored figures change, checked every few seconds). Reading the
+// stats means parsing the stored dashboard, which costs more than a page.
+type browseCache struct {
+	mu sync.Mutex
+	m  map[int64]*browseEntry
+}
+
+type browseEntry struct {
+	apps      []models.BrowseApp
+	appsAt    time.Time
+	stats     *models.ListStats
+	checkedAt time.Time
+}
+
+const (
+	appsFor      = 5 * time.Second
+	statsRecheck = 15 * time.Second
+)
+
+func (c *browseCache) entry(tenantID int64) browseEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.m[tenantID]; e != nil {
+		return *e
+	}
+	return browseEntry{}
+}
+
+func (c *browseCache) store(tenantID int64, update func(e *browseEntry)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[int64]*browseEntry{}
+	}
+	e := c.m[tenantID]
+	if e == nil {
+		e = &browseEntry{}
+		c.m[tenantID] = e
+	}
+	update(e)
+}
+
+// apps are the tenant's apps, read again when older than appsFor or when
+// the filter names an app the cached list lacks (one just bound).
+func (c *browseCache) apps(db *gorm.DB, tenantID, wanted int64) ([]models.BrowseApp, error) {
+	e := c.entry(tenantID)
+	if e.apps != nil && time.Since(e.appsAt) < appsFor && (wanted == 0 || hasApp(e.apps, wanted)) {
+		return e.apps, nil
+	}
+	apps, err := models.BrowseApps(db, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	if apps == nil {
+		apps = []models.BrowseApp{}
+	}
+	c.store(tenantID, func(e *browseEntry) { e.apps, e.appsAt = apps, time.Now() })
+	return apps, nil
+}
+
+// stats are the tenant's list stats, or nil when none are stored yet.
+func (c *browseCache) stats(db *gorm.DB, tenantID int64) (*models.ListStats, error) {
+	e := c.entry(tenantID)
+	if e.stats != nil && time.Since(e.checkedAt) < statsRecheck {
+		return e.stats, nil
+	}
+	asOf, err := models.DashboardAsOf(db, tenantID)
+	if err != nil || asOf.IsZero() {
+		return nil, err
+	}
+	stats := e.stats
+	if stats == nil || !stats.AsOf.Truncate(time.Microsecond).Equal(asOf.Truncate(time.Microsecond)) {
+		if stats, err = models.LoadListStats(db, tenantID); err != nil || stats == nil {
+			return nil, err
+		}
+	}
+	c.store(tenantID, func(e *browseEntry) { e.stats, e.checkedAt = stats, time.Now() })
+	return stats, nil
+}
 
 // customersPage is the customer list. The filter lives in the URL; htmx asks
 // for the results alone (HX-Request) and the whole page is served otherwise,
@@ -24,7 +111,7 @@ func (s *Server) customersPage(c *fiber.Ctx) error {
 	db := s.dbFor(c)
 	raw := queryValues(c)
 	f, problems := models.ParseCustomerFilter(raw)
-	apps, err := models.BrowseApps(db, sc.TenantID)
+	apps, err := s.browse.apps(db, sc.TenantID, f.AppID)
 	if err != nil {
 		return err
 	}
@@ -57,11 +144,20 @@ func (s *Server) customersPage(c *fiber.Ctx) error {
 		v.Exact, v.Problem = true, resultsProblem(problems)
 		status = fiber.StatusUnprocessableEntity
 	} else {
-		page, err := models.ListCustomers(db, sc.TenantID, f, apps, models.ListOptions{Limit: customersPageSize})
+		stats, err := s.browse.stats(db, sc.TenantID)
 		if err != nil {
 			return err
 		}
-		v.Total, v.Exact = page.Total.N, page.Total.Exact
+		page, err := models.ListCustomers(db, sc.TenantID, f, apps, models.ListOptions{Limit: customersPageSize, Stats: stats})
+		if err != nil {
+			return err
+		}
+		// Estimates come from the stats kept with the dashboard: keep them
+		// reasonably fresh, and make them for a tenant that has none.
+		if (stats == nil && page.Total.AtLeast) || (stats != nil && s.now().Sub(stats.AsOf) > listStatsFresh) {
+			s.refreshDashboardLater(sc.TenantID)
+		}
+		v.Total, v.Exact, v.AtLeast, v.AsOf = page.Total.N, page.Total.Exact, page.Total.AtLeast, page.Total.AsOf
 		from := url.Values{"from": {f.Values().Encode()}}
 		for _, r := range page.Rows {
 			v.Rows = append(v.Rows, listRow(r, apps, withQuery(base+"/"+strconv.FormatInt(r.ID, 10), from), v.Masked))

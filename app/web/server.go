@@ -50,6 +50,8 @@ type Server struct {
 	now    func() time.Time
 	assets views.Assets
 	csp    string // the Content-Security-Policy of every answer
+	// browse caches each tenant's apps and customer-list stats briefly.
+	browse browseCache
 	// navPerms is the permission of each navigation section, read from the
 	// route table so the menu and the routes cannot disagree.
 	navPerms map[string]tenants.Permission
