@@ -57,9 +57,8 @@ CREATE TABLE customers (
   updated_at DATETIME(6) NOT NULL
 ) {{table}};
 CREATE UNIQUE INDEX ux_customers_namespace_unionid ON customers (open_account_id, unionid);
-CREATE INDEX ix_customers_tenant_last_seen ON customers (tenant_id, last_seen_at, id);
-CREATE INDEX ix_customers_tenant_first_seen ON customers (tenant_id, first_seen_at, id);
-CREATE INDEX ix_customers_tenant_created ON customers (tenant_id, created_at);
+-- Listing indexes (by tenant and last or first seen) come with 0030_browse; a
+-- follower sync inserts a customer per new follower, so every index here costs.
 
 CREATE TABLE identities (
   id {{id}},
@@ -68,6 +67,10 @@ CREATE TABLE identities (
   customer_id BIGINT NOT NULL,
   openid VARCHAR(64) NOT NULL,
   unionid VARCHAR(64) NULL,
+  -- The customer's namespace and unlinked reason, copied so that resolving a
+  -- batch reads identities alone (models.Resolve keeps them in step).
+  open_account_id BIGINT NULL,
+  unlinked_reason VARCHAR(24) NULL,
   subscribed BOOLEAN NOT NULL,
   subscribe_time DATETIME(6) NULL,
   subscribe_scene VARCHAR(64) NOT NULL,

@@ -3,6 +3,7 @@ package models
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"gorm.io/gorm"
@@ -67,6 +68,8 @@ type Identity struct {
 	CustomerID     int64
 	OpenID         string  `gorm:"column:openid"`
 	UnionID        *string `gorm:"column:unionid"`
+	OpenAccountID  *int64  // the customer's namespace while linked (copied from it)
+	UnlinkedReason *string // the customer's reason while unlinked (copied from it)
 	Subscribed     bool
 	SubscribeTime  *time.Time
 	SubscribeScene string
@@ -164,7 +167,10 @@ ORDER BY i.last_seen_at DESC LIMIT 1`, tenantID, appID, openID).Scan(&found).Err
 }
 
 // CustomerTimeline returns a customer's newest events first, at most limit
-// (100 if limit ≤ 0).
+// (100 if limit ≤ 0). Besides the stored events it shows, for each identity a
+// follower sync found, a "followed" line at the follow time WeChat reported:
+// Resolve does not store one row per synced follower (see followedOnSync), so
+// the line is drawn from the identity. Drawn lines have ID 0.
 func CustomerTimeline(db *gorm.DB, tenantID, customerID int64, limit int) ([]CustomerEvent, error) {
 	if limit <= 0 {
 		limit = 100
@@ -174,6 +180,29 @@ func CustomerTimeline(db *gorm.DB, tenantID, customerID int64, limit int) ([]Cus
 		Order("occurred_at DESC, id DESC").Limit(limit).Find(&events).Error
 	if err != nil {
 		return nil, fmt.Errorf("models: timeline of customer %d: %w", customerID, err)
+	}
+	var synced []Identity
+	err = db.Scopes(ForTenant(tenantID)).Select("app_id", "openid", "first_seen_at", "subscribe_scene").
+		Where("customer_id = ? AND source = ? AND subscribe_time IS NOT NULL", customerID, SourceSync).Find(&synced).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: timeline of customer %d: %w", customerID, err)
+	}
+	if len(synced) == 0 {
+		return events, nil
+	}
+	for _, i := range synced {
+		app := i.AppID
+		events = append(events, CustomerEvent{TenantID: tenantID, CustomerID: customerID, Kind: EventFollowed,
+			AppID: &app, OpenID: i.OpenID, Detail: sceneDetail(i.SubscribeScene), OccurredAt: i.FirstSeenAt})
+	}
+	sort.SliceStable(events, func(a, b int) bool {
+		if !events[a].OccurredAt.Equal(events[b].OccurredAt) {
+			return events[a].OccurredAt.After(events[b].OccurredAt)
+		}
+		return events[a].ID > events[b].ID
+	})
+	if len(events) > limit {
+		events = events[:limit]
 	}
 	return events, nil
 }

@@ -34,6 +34,11 @@ func MarkUnsubscribedExcept(db *gorm.DB, tenantID, appID, pass int64, passStarte
 		return 0, fmt.Errorf("models: mark unsubscribed: sync pass must be positive, got %d", pass)
 	}
 	passStartedAt = dbTime(passStartedAt)
+	var app resolveApp
+	if err := db.Model(&App{}).Scopes(ForTenant(tenantID)).Select("id", "open_account_id", "mask_bit").
+		Where("id = ?", appID).Take(&app).Error; err != nil {
+		return 0, fmt.Errorf("models: mark unsubscribed: app %d: %w", appID, err)
+	}
 	var total, after int64
 	for {
 		var rows []Identity
@@ -61,6 +66,20 @@ func MarkUnsubscribedExcept(db *gorm.DB, tenantID, appID, pass int64, passStarte
 				UpdateColumns(map[string]any{"subscribed": false, "unsubscribed_at": now, "updated_at": now}).Error
 			if err != nil {
 				return err
+			}
+			if bit := app.bit(); bit != 0 {
+				customers := make([]int64, len(rows))
+				for i, r := range rows {
+					customers[i] = r.CustomerID
+				}
+				sortIDs(customers)
+				// The app's follow bit in the customers' masks (migration 0030):
+				// one identity per app per customer, so it is this identity's.
+				err = tx.Exec("UPDATE customers SET sub_mask = sub_mask & ~? WHERE tenant_id = ? AND id IN ?",
+					bit, tenantID, customers).Error
+				if err != nil {
+					return err
+				}
 			}
 			return tx.Create(&events).Error
 		}, readCommitted(db)...)

@@ -118,14 +118,17 @@ const (
 	// round trips per thousand, small enough to keep locks short and within
 	// SQLite's limit on bound variables.
 	resolveChunk = 1000
-	insertChunk  = 500
+	insertChunk  = 1000
 	// lastSeenStep: an observation that only moves last_seen forward by less
 	// than this is not written, so bursts of sign-ins or events do not rewrite
 	// the same rows. Anything else that changes writes the exact time.
 	lastSeenStep = 5 * time.Minute
-	// followedOnSync: a new identity found by a follower sync records one
-	// "followed" event at its subscribe_time (measured: see resolve_bench_test.go).
-	followedOnSync = true
+	// followedOnSync: whether a follower sync that finds a new identity writes
+	// a "followed" event. It does not: at 1,000,000 followers that is a third
+	// table of inserts on the sync's critical path (measured in
+	// resolve_bench_test.go), and the identity already holds the fact;
+	// CustomerTimeline shows it as a "followed" line drawn from the identity.
+	followedOnSync = false
 )
 
 // Resolve records observations: each becomes (or updates) an identity on the
@@ -162,7 +165,8 @@ func Resolve(db *gorm.DB, tenantID int64, obs []Observation) (ResolveResult, err
 	for start := 0; start < len(todo); start += resolveChunk {
 		chunk := todo[start:min(start+resolveChunk, len(todo))]
 		err := RetryTx(ctx, db, func(tx *gorm.DB) error {
-			r := &resolver{tx: tx, tenantID: tenantID, now: now, mysql: Dialect(tx) == DialectMySQL, apps: apps}
+			r := &resolver{tx: tx, tenantID: tenantID, now: now, mysql: Dialect(tx) == DialectMySQL,
+				returning: supportsReturning(tx), apps: apps}
 			return r.run(norm, chunk, res.Outcomes)
 		}, readCommitted(db)...)
 		if err != nil {
@@ -179,6 +183,15 @@ func Resolve(db *gorm.DB, tenantID int64, obs []Observation) (ResolveResult, err
 type resolveApp struct {
 	ID            int64
 	OpenAccountID *int64
+	MaskBit       *int // its bit in customers' app_mask and sub_mask (migration 0030); -1: none to give
+}
+
+// bit is the app's bit in the customer masks, 0 if it has none.
+func (a resolveApp) bit() int64 {
+	if a.MaskBit == nil || *a.MaskBit < 0 {
+		return 0
+	}
+	return 1 << *a.MaskBit
 }
 
 func loadResolveApps(db *gorm.DB, tenantID int64, obs []Observation) (map[int64]resolveApp, error) {
@@ -195,7 +208,7 @@ func loadResolveApps(db *gorm.DB, tenantID int64, obs []Observation) (map[int64]
 		return apps, nil
 	}
 	var rows []resolveApp
-	err := db.Model(&App{}).Scopes(ForTenant(tenantID)).Select("id", "open_account_id").
+	err := db.Model(&App{}).Scopes(ForTenant(tenantID)).Select("id", "open_account_id", "mask_bit").
 		Where("id IN ?", ids).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("models: resolve: load apps: %w", err)
@@ -290,28 +303,27 @@ const (
 	destNewUnlinked             // gets a new unlinked customer of its own
 )
 
-// seenIdentity is an identity row as read, with a glance at its customer.
-type seenIdentity struct {
-	Identity       `gorm:"embedded"`
-	CustomerRowID  *int64  `gorm:"column:c_id"` // nil: the customer row is missing
-	CustomerNS     *int64  `gorm:"column:c_open_account_id"`
-	CustomerReason *string `gorm:"column:c_unlinked_reason"`
-}
-
-func (s *seenIdentity) customerLinked() bool {
-	return s.CustomerRowID != nil && s.CustomerNS != nil && s.UnionID != nil
-}
+// linked reports whether an identity (as stored) sits on a linked customer.
+func linked(i *Identity) bool { return i.UnionID != nil && i.OpenAccountID != nil }
 
 // customerDelta is what one identity contributes to its customer; applied
-// with monotonic merges (earliest first_seen, latest last_seen, newest profile).
+// with monotonic merges (earliest first_seen, latest last_seen, newest profile)
+// and, for the masks of migration 0030, by setting the identity's app bit in
+// app_mask, its source bit in src_mask, and its app bit in sub_mask to whether
+// it follows. A customer has at most one identity per app (one OpenID per
+// person per app), so that bit is the identity's alone.
 type customerDelta struct {
-	firstSeen, lastSeen time.Time
-	nickname, avatar    string
-	profileAt           *time.Time
-	reason              *string // unlinked customers only
+	firstSeen, lastSeen       time.Time
+	nickname, avatar          string
+	profileAt                 *time.Time
+	reason                    *string // unlinked customers only
+	appMask, subMask, srcMask int64
 }
 
 func (d *customerDelta) merge(o customerDelta) {
+	d.appMask |= o.appMask
+	d.subMask |= o.subMask
+	d.srcMask |= o.srcMask
 	if o.firstSeen.Before(d.firstSeen) {
 		d.firstSeen = o.firstSeen
 	}
@@ -338,13 +350,12 @@ type identityPlan struct {
 	app   resolveApp
 	obs   []*Observation // in time order
 	outAt []int          // outcome indexes of those observations
-	cur   *seenIdentity  // nil: new identity
+	cur   *Identity      // as stored; nil: new identity
 
 	next     Identity // the row as it will be
 	dest     dest
 	link     unionKey // for destLinked
 	linkedBy *Observation
-	reason   string // for destNewUnlinked, or a changed reason on a kept unlinked customer
 
 	writeRow  bool           // insert or rewrite the identity row
 	markPass  bool           // only last_sync_pass changes
@@ -356,15 +367,18 @@ type identityPlan struct {
 
 func (p *identityPlan) isNew() bool { return p.cur == nil }
 
+// writes reports whether the plan writes anything but a pass mark.
+func (p *identityPlan) writes() bool { return p.writeRow || p.delta != nil }
+
 // compute applies the plan's observations, in time order, to the identity.
-// It may run twice: again on the row as locked, if that differs from the read.
+// It runs again on the row as locked, when the chunk is going to write.
 func (p *identityPlan) compute(tenantID int64, now time.Time) {
-	p.next, p.dest, p.link, p.linkedBy, p.reason = Identity{}, destKeep, unionKey{}, nil, ""
+	p.next, p.dest, p.link, p.linkedBy = Identity{}, destKeep, unionKey{}, nil
 	p.writeRow, p.markPass, p.delta, p.events, p.fromEmpty, p.change = false, false, nil, nil, 0, Unchanged
 	first := p.obs[0]
 	var st Identity
 	if p.cur != nil {
-		st = p.cur.Identity
+		st = *p.cur
 	} else {
 		st = Identity{TenantID: tenantID, AppID: p.key.appID, OpenID: p.key.openID, Source: first.Source,
 			FirstSeenAt: first.At, LastSeenAt: first.At, CreatedAt: now}
@@ -413,37 +427,39 @@ func (p *identityPlan) compute(tenantID int64, now time.Time) {
 	}
 
 	cur := p.cur
+	reasonChanged := false
 	switch {
-	case want != "" && (cur == nil || !cur.customerLinked() || *cur.UnionID != want || *cur.CustomerNS != *p.app.OpenAccountID):
+	case want != "" && (cur == nil || !linked(cur) || *cur.UnionID != want || *cur.OpenAccountID != *p.app.OpenAccountID):
 		p.dest, p.link = destLinked, unionKey{ns: *p.app.OpenAccountID, unionID: want}
-		u := want
-		st.UnionID = &u
-	case cur == nil || cur.CustomerRowID == nil:
-		p.dest, p.reason = destNewUnlinked, reason
-		st.UnionID = nil
+		u, ns := want, *p.app.OpenAccountID
+		st.UnionID, st.OpenAccountID, st.UnlinkedReason = &u, &ns, nil
+	case cur == nil:
+		p.dest = destNewUnlinked
+		r := reason
+		st.UnionID, st.OpenAccountID, st.UnlinkedReason = nil, nil, &r
 	default:
 		p.dest = destKeep
-		if !cur.customerLinked() && (cur.CustomerReason == nil || *cur.CustomerReason != reason) && p.hasReasonFor(reason) {
-			p.reason = reason
+		if !linked(cur) && (cur.UnlinkedReason == nil || *cur.UnlinkedReason != reason) && p.hasReasonFor(reason) {
+			r := reason
+			st.UnlinkedReason, reasonChanged = &r, true
 		}
 	}
 
+	seenMoved := cur != nil && st.LastSeenAt.Sub(cur.LastSeenAt) >= lastSeenStep
+	followChanged := cur != nil && st.Subscribed != cur.Subscribed && p.app.bit() != 0
 	switch {
 	case cur == nil:
 		p.writeRow, p.change = true, Created
 	case p.dest != destKeep:
 		p.writeRow, p.change = true, Linked
-		if cur.CustomerRowID != nil {
-			p.fromEmpty = cur.CustomerID
-			detail := fmt.Sprintf("via=%s", p.linkedBy.Source)
-			if !cur.customerLinked() {
-				detail += fmt.Sprintf(" merged_customer=%d", cur.CustomerID)
-			}
-			p.event(EventLinked, p.linkedBy, p.linkedBy.At, detail)
+		p.fromEmpty = cur.CustomerID
+		detail := "via=" + p.linkedBy.Source
+		if !linked(cur) {
+			detail += fmt.Sprintf(" merged_customer=%d", cur.CustomerID)
 		}
+		p.event(EventLinked, p.linkedBy, p.linkedBy.At, detail)
 	default:
-		seenMoved := st.LastSeenAt.Sub(cur.LastSeenAt) >= lastSeenStep
-		p.writeRow = seenMoved || st.FirstSeenAt.Before(cur.FirstSeenAt) ||
+		p.writeRow = reasonChanged || seenMoved || st.FirstSeenAt.Before(cur.FirstSeenAt) ||
 			st.Subscribed != cur.Subscribed || !sameTime(st.SubscribeTime, cur.SubscribeTime) ||
 			st.SubscribeScene != cur.SubscribeScene || !sameTime(st.UnsubscribedAt, cur.UnsubscribedAt) ||
 			st.Nickname != cur.Nickname || st.AvatarURL != cur.AvatarURL || !sameTime(st.ProfileAt, cur.ProfileAt)
@@ -460,24 +476,14 @@ func (p *identityPlan) compute(tenantID int64, now time.Time) {
 
 	// What the customer learns. New and moved identities bring everything; a
 	// kept one only what moved: seen times, profile, or the unlinked reason.
-	d := customerDelta{firstSeen: st.FirstSeenAt, lastSeen: st.LastSeenAt,
-		nickname: st.Nickname, avatar: st.AvatarURL, profileAt: st.ProfileAt}
-	if p.dest == destNewUnlinked {
-		r := p.reason
-		d.reason = &r
-	}
-	if p.dest != destKeep {
-		p.delta = &d
-		return
-	}
-	if p.reason != "" {
-		r := p.reason
-		d.reason = &r
-	}
-	if d.reason != nil || (p.writeRow && (st.FirstSeenAt.Before(cur.FirstSeenAt) ||
-		st.LastSeenAt.Sub(cur.LastSeenAt) >= lastSeenStep || !sameTime(st.ProfileAt, cur.ProfileAt))) {
-		p.delta = &d
-		p.change = Updated
+	if p.dest != destKeep || reasonChanged || followChanged || (p.writeRow && (seenMoved ||
+		st.FirstSeenAt.Before(cur.FirstSeenAt) || !sameTime(st.ProfileAt, cur.ProfileAt))) {
+		p.delta = &customerDelta{firstSeen: st.FirstSeenAt, lastSeen: st.LastSeenAt,
+			nickname: st.Nickname, avatar: st.AvatarURL, profileAt: st.ProfileAt, reason: st.UnlinkedReason,
+			appMask: p.app.bit(), srcMask: sourceBits[st.Source]}
+		if st.Subscribed {
+			p.delta.subMask = p.app.bit()
+		}
 	}
 }
 

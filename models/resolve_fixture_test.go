@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"testing"
@@ -135,3 +136,45 @@ func (w *world) kinds(t testing.TB, customerID int64) []string {
 var t0 = time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
 
 func at(minutes int) time.Time { return t0.Add(time.Duration(minutes) * time.Minute) }
+
+// checkMasks: the customer masks Resolve keeps as it goes (migration 0030) must
+// equal what models.RefreshCustomerMasks computes from the identities.
+func (w *world) checkMasks(t testing.TB) {
+	t.Helper()
+	type masks struct{ ID, AppMask, SubMask, SrcMask int64 }
+	read := func() map[int64]masks {
+		var rows []masks
+		if err := w.db.Raw("SELECT id, app_mask, sub_mask, src_mask FROM customers WHERE tenant_id = ?", w.tenant).
+			Scan(&rows).Error; err != nil {
+			t.Fatal(err)
+		}
+		out := map[int64]masks{}
+		for _, r := range rows {
+			out[r.ID] = r
+		}
+		return out
+	}
+	before := read()
+	ids := make([]int64, 0, len(before))
+	for id := range before {
+		ids = append(ids, id)
+	}
+	err := models.RetryTx(context.Background(), w.db, func(tx *gorm.DB) error {
+		return models.RefreshCustomerMasks(tx, w.tenant, ids)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := 0
+	for id, want := range read() {
+		if got := before[id]; got != want {
+			if wrong++; wrong <= 5 {
+				t.Errorf("customer %d masks app=%b sub=%b src=%b, recomputed app=%b sub=%b src=%b",
+					id, got.AppMask, got.SubMask, got.SrcMask, want.AppMask, want.SubMask, want.SrcMask)
+			}
+		}
+	}
+	if wrong > 0 {
+		t.Errorf("%d of %d customers had stale masks", wrong, len(before))
+	}
+}

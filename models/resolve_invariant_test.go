@@ -258,6 +258,7 @@ WHERE e.tenant_id = ? AND c.id IS NULL`, w.tenant).Scan(&danglingEvents)
 	if lost != 0 || stray != 0 || wrong != 0 || orphans != 0 || dup != 0 || danglingEvents != 0 {
 		t.Fatalf("invariant broken")
 	}
+	w.checkMasks(t)
 }
 
 func countBatches[B any](streams [][]B) int {

@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"errors"
+	"math/bits"
 	"strings"
 	"testing"
 
@@ -32,6 +33,7 @@ func TestResolve(t *testing.T) {
 
 		t.Run("UnionIDArrivingMovesIdentityAndDeletesEmptyCustomer", func(t *testing.T) {
 			w := newWorld(t, db)
+			defer w.checkMasks(t)
 			first := w.resolve(t, models.Observation{AppID: w.appA, OpenID: "oA1", NoUnionIDReason: models.UnlinkedSnsapiBase,
 				Source: models.SourceOAuth, At: at(0)}).Outcomes[0]
 			second := w.resolve(t, models.Observation{AppID: w.appA, OpenID: "oA1", UnionID: "u1",
@@ -60,6 +62,7 @@ func TestResolve(t *testing.T) {
 
 		t.Run("UnionIDArrivingJoinsExistingCustomer", func(t *testing.T) {
 			w := newWorld(t, db)
+			defer w.checkMasks(t)
 			linked := w.resolve(t, models.Observation{AppID: w.appA, OpenID: "oA1", UnionID: "u1", Subscription: models.Subscribed,
 				SubscribeTime: at(-600), Source: models.SourceSync, At: at(0), SyncPass: 1}).Outcomes[0]
 			mini := w.resolve(t, models.Observation{AppID: w.appB, OpenID: "oB1", Source: models.SourceMiniProgram, At: at(5)}).Outcomes[0]
@@ -83,6 +86,14 @@ func TestResolve(t *testing.T) {
 			}
 			if got := strings.Join(w.kinds(t, c.ID), ","); got != "followed,mini_sign_in,linked" {
 				t.Fatalf("timeline %s", got)
+			}
+			var m struct{ AppMask, SubMask, SrcMask int64 }
+			if err := db.Raw("SELECT app_mask, sub_mask, src_mask FROM customers WHERE tenant_id = ? AND id = ?", w.tenant, c.ID).
+				Scan(&m).Error; err != nil {
+				t.Fatal(err)
+			}
+			if bits.OnesCount64(uint64(m.AppMask)) != 2 || bits.OnesCount64(uint64(m.SubMask)) != 1 || bits.OnesCount64(uint64(m.SrcMask)) != 2 {
+				t.Fatalf("masks app=%b sub=%b src=%b, want two apps, one followed, two sources", m.AppMask, m.SubMask, m.SrcMask)
 			}
 		})
 
@@ -148,6 +159,7 @@ func TestResolve(t *testing.T) {
 
 		t.Run("UnsubscribingKeepsTheIdentity", func(t *testing.T) {
 			w := newWorld(t, db)
+			defer w.checkMasks(t)
 			ev := func(s models.Subscription, minute int) models.Observation {
 				return models.Observation{AppID: w.appA, OpenID: "oA1", UnionID: "u1", Subscription: s,
 					Source: models.SourceEvent, At: at(minute)}
@@ -176,6 +188,7 @@ func TestResolve(t *testing.T) {
 
 		t.Run("AppWithoutOpenAccountNeverLinks", func(t *testing.T) {
 			w := newWorld(t, db)
+			defer w.checkMasks(t)
 			res := w.resolve(t,
 				models.Observation{AppID: w.appN, OpenID: "oN1", UnionID: "u1", Source: models.SourceSync, Subscription: models.Subscribed},
 				models.Observation{AppID: w.appN, OpenID: "oN2", UnionID: "u1", Source: models.SourceSync, Subscription: models.Subscribed},
@@ -196,6 +209,7 @@ func TestResolve(t *testing.T) {
 
 		t.Run("TwoNamespacesKeepSeparateCustomersForOneUnionIDString", func(t *testing.T) {
 			w := newWorld(t, db)
+			defer w.checkMasks(t)
 			res := w.resolve(t,
 				models.Observation{AppID: w.appA, OpenID: "oA1", UnionID: "same", Source: models.SourceSync},
 				models.Observation{AppID: w.appB, OpenID: "oB1", UnionID: "same", Source: models.SourceMiniProgram},
@@ -267,6 +281,7 @@ func TestResolve(t *testing.T) {
 
 		t.Run("OneBatchMayRepeatAnIdentity", func(t *testing.T) {
 			w := newWorld(t, db)
+			defer w.checkMasks(t)
 			res := w.resolve(t,
 				models.Observation{AppID: w.appA, OpenID: "oA1", Subscription: models.Unsubscribed, Source: models.SourceEvent, At: at(19)},
 				models.Observation{AppID: w.appA, OpenID: "oA1", UnionID: "u1", Subscription: models.Subscribed, Source: models.SourceEvent, At: at(1)},
@@ -325,6 +340,7 @@ func TestResolve(t *testing.T) {
 
 		t.Run("SyncPassMarksFollowersItDidNotList", func(t *testing.T) {
 			w := newWorld(t, db)
+			defer w.checkMasks(t)
 			follow := func(openID string, pass int64, minute int) models.Observation {
 				return models.Observation{AppID: w.appA, OpenID: openID, UnionID: "u" + openID, Subscription: models.Subscribed,
 					SubscribeTime: at(-100), Source: models.SourceSync, At: at(minute), SyncPass: pass}

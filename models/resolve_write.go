@@ -8,17 +8,18 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // resolver runs one chunk of Resolve inside one transaction attempt.
 type resolver struct {
-	tx       *gorm.DB
-	tenantID int64
-	now      time.Time
-	mysql    bool
-	apps     map[int64]resolveApp
-	plans    []*identityPlan
+	tx         *gorm.DB
+	tenantID   int64
+	now        time.Time
+	mysql      bool
+	returning  bool // INSERT … RETURNING works here
+	idsChecked bool // innodb_autoinc_lock_mode checked
+	apps       map[int64]resolveApp
+	plans      []*identityPlan
 }
 
 // run reads, plans and writes one chunk, then fills its outcomes. A round trip
@@ -26,6 +27,9 @@ type resolver struct {
 // identities costs one SELECT (and one UPDATE of last_sync_pass in a new pass).
 func (r *resolver) run(obs []Observation, chunk []int, out []Outcome) error {
 	r.plans = planObservations(obs, chunk, r.apps)
+	if err := r.ensureAppBits(); err != nil {
+		return err
+	}
 	if err := r.readIdentities(); err != nil {
 		return err
 	}
@@ -35,11 +39,11 @@ func (r *resolver) run(obs []Observation, chunk []int, out []Outcome) error {
 	if err := r.lockIdentities(); err != nil {
 		return err
 	}
-	// New identities may be added by another writer between the read and the
-	// insert. Rather than start over (and race again), roll back to before the
-	// writes, lock the identities that now exist, plan them as known, and write
-	// again: each round turns the colliding ones into locked, known rows, so it
-	// converges (in one extra round, nearly always).
+	// New identities may be added by another writer between the locking read
+	// and the insert. Rather than start over (and race again), roll back to
+	// before the writes, lock the identities that now exist, plan them as
+	// known, and write again: each round turns the colliding ones into locked,
+	// known rows, so it converges (in one extra round, nearly always).
 	for round := 0; ; round++ {
 		savepoint := r.countNew() > 0
 		if savepoint {
@@ -90,6 +94,34 @@ func (r *resolver) write() error {
 	return nil
 }
 
+// ensureAppBits gives the chunk's apps their bit in the customer masks
+// (migration 0030) if one has none yet: once per app, on first use.
+func (r *resolver) ensureAppBits() error {
+	missing := false
+	for _, p := range r.plans {
+		missing = missing || p.app.MaskBit == nil
+	}
+	if !missing {
+		return nil
+	}
+	bits := map[int64]int{}
+	if err := assignAppBits(r.tx, r.tenantID, bits); err != nil {
+		return err
+	}
+	apps := make(map[int64]resolveApp, len(r.apps))
+	for id, a := range r.apps {
+		if b, ok := bits[id]; ok {
+			a.MaskBit = &b
+		}
+		apps[id] = a
+	}
+	r.apps = apps
+	for _, p := range r.plans {
+		p.app = apps[p.key.appID]
+	}
+	return nil
+}
+
 func (r *resolver) countNew() int {
 	n := 0
 	for _, p := range r.plans {
@@ -100,104 +132,66 @@ func (r *resolver) countNew() int {
 	return n
 }
 
-// adoptTaken locks the identities planned as new that exist by now, and plans
-// every identity again (the others come out as before).
-func (r *resolver) adoptTaken() error {
-	appIDs, openIDs := r.keys((*identityPlan).isNew)
-	var rows []Identity
-	err := lockingVia(r.tx, r.tenantID, "identities", "ux_identities_app_openid").
-		Where("app_id IN ? AND openid IN ?", appIDs, openIDs).Order("app_id, openid").Find(&rows).Error
-	if err != nil {
-		return fmt.Errorf("lock identities added meanwhile: %w", err)
-	}
-	return r.replan(rows, (*identityPlan).isNew)
-}
-
 func (r *resolver) scoped(model any) *gorm.DB {
 	return r.tx.Model(model).Scopes(ForTenant(r.tenantID))
 }
 
 func (r *resolver) readIdentities() error {
-	apps := map[int64]bool{}
-	var appIDs []int64
-	openIDs := make([]string, 0, len(r.plans))
-	for _, p := range r.plans {
-		if !apps[p.key.appID] {
-			apps[p.key.appID] = true
-			appIDs = append(appIDs, p.key.appID)
-		}
-		openIDs = append(openIDs, p.key.openID)
-	}
-	var rows []seenIdentity
-	// One query for the chunk: (app_id IN, openid IN) is a superset when the
-	// chunk spans apps, trimmed below; the unique index serves it either way.
-	err := r.tx.Raw(`SELECT i.*, c.id AS c_id, c.open_account_id AS c_open_account_id, c.unlinked_reason AS c_unlinked_reason
-FROM `+forceIndex(r.tx, "identities i", "ux_identities_app_openid")+` LEFT JOIN customers c ON c.id = i.customer_id
-WHERE i.tenant_id = ? AND i.app_id IN ? AND i.openid IN ?`, r.tenantID, appIDs, openIDs).Scan(&rows).Error
+	rows, err := r.identitiesByKey(func(*identityPlan) bool { return true }, false)
 	if err != nil {
 		return fmt.Errorf("read identities: %w", err)
 	}
-	byKey := make(map[identityKey]*seenIdentity, len(rows))
+	r.setCurrent(rows, func(*identityPlan) bool { return true })
+	return nil
+}
+
+// setCurrent gives the plans chosen by which their stored identity from rows
+// (nil if absent).
+func (r *resolver) setCurrent(rows []Identity, which func(*identityPlan) bool) {
+	byKey := make(map[identityKey]*Identity, len(rows))
 	for i := range rows {
 		byKey[identityKey{appID: rows[i].AppID, openID: rows[i].OpenID}] = &rows[i]
 	}
 	for _, p := range r.plans {
-		p.cur = byKey[p.key]
-	}
-	return nil
-}
-
-// lockIdentities runs when the chunk will write anything: it locks every
-// identity of the chunk in one statement, in the unique index's order, reads
-// them again under the lock and plans them afresh. Every writer takes its
-// identity locks first and in this one order (customers come after, in
-// (namespace, unionid) order), which keeps deadlocks rare; and whatever a
-// concurrent writer did before is now the starting point. A row another writer
-// has inserted but not committed makes this wait, then shows up as known.
-//
-// A chunk with nothing to write locks nothing: not writing a row read a moment
-// ago is the same as having run just before whoever changes it next.
-func (r *resolver) lockIdentities() error {
-	writes := false
-	for _, p := range r.plans {
-		writes = writes || p.isNew() || p.writeRow || p.delta != nil || p.markPass
-	}
-	if !writes {
-		return nil
-	}
-	// Even when all are new: the read then waits for writers that are
-	// inserting the same identities, instead of our INSERT meeting their rows
-	// later, while holding other locks.
-	appIDs, openIDs := r.keys(func(*identityPlan) bool { return true })
-	var rows []Identity
-	err := lockingVia(r.tx, r.tenantID, "identities", "ux_identities_app_openid").
-		Where("app_id IN ? AND openid IN ?", appIDs, openIDs).Order("app_id, openid").Find(&rows).Error
-	if err != nil {
-		return fmt.Errorf("lock identities: %w", err)
-	}
-	return r.replan(rows, func(*identityPlan) bool { return true })
-}
-
-// replan plans again, from rows read under lock, the plans chosen by which.
-func (r *resolver) replan(rows []Identity, which func(*identityPlan) bool) error {
-	fresh, err := r.withCustomers(rows)
-	if err != nil {
-		return err
-	}
-	byKey := make(map[identityKey]*seenIdentity, len(fresh))
-	for _, s := range fresh {
-		byKey[identityKey{appID: s.AppID, openID: s.OpenID}] = s
-	}
-	for _, p := range r.plans {
 		if which(p) {
-			p.cur = byKey[p.key] // nil if erased meanwhile: the identity is new again
+			p.cur = byKey[p.key]
 		}
-		p.compute(r.tenantID, r.now)
 	}
-	return nil
 }
 
-// keys lists the apps and openids of the plans chosen by which.
+// identitiesByKey reads the identities of the plans chosen by which, through
+// the unique index (app_id, openid), optionally locking them in that order.
+func (r *resolver) identitiesByKey(which func(*identityPlan) bool, lock bool) ([]Identity, error) {
+	appIDs, openIDs := r.keys(which)
+	if len(openIDs) == 0 {
+		return nil, nil
+	}
+	q := "SELECT " + identityColumnList + " FROM " + forceIndex(r.tx, "identities", "ux_identities_app_openid") +
+		" WHERE tenant_id = ? AND app_id IN ? AND openid IN ?"
+	if lock {
+		q += " ORDER BY app_id, openid"
+		if r.mysql {
+			q += " FOR UPDATE"
+		}
+	}
+	rows, err := r.tx.Raw(q, r.tenantID, appIDs, openIDs).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]Identity, 0, len(openIDs))
+	for rows.Next() {
+		var i Identity
+		if err := scanIdentity(rows, &i); err != nil {
+			return nil, err
+		}
+		out = append(out, i)
+	}
+	return out, rows.Err()
+}
+
+// keys lists the apps and openids of the plans chosen by which. (app_id IN,
+// openid IN) is a superset when a chunk spans apps; callers match by key.
 func (r *resolver) keys(which func(*identityPlan) bool) (appIDs []int64, openIDs []string) {
 	seen := map[int64]bool{}
 	for _, p := range r.plans {
@@ -213,45 +207,63 @@ func (r *resolver) keys(which func(*identityPlan) bool) (appIDs []int64, openIDs
 	return appIDs, openIDs
 }
 
-// withCustomers adds to locked identity rows what planning needs of their
-// customers. A locked identity's customer cannot go away or change namespace
-// meanwhile (that takes the identity's lock), so a plain read is enough.
-func (r *resolver) withCustomers(rows []Identity) ([]*seenIdentity, error) {
-	if len(rows) == 0 {
-		return nil, nil
+// lockIdentities runs when the chunk will write anything: it locks every
+// identity of the chunk in one statement, in the unique index's order, reads
+// them again under the lock and plans them afresh. Every writer takes its
+// identity locks first and in this one order (customers come after, in
+// (namespace, unionid) order), which keeps deadlocks rare; and whatever a
+// concurrent writer did before is now the starting point. A row another writer
+// has inserted but not committed makes this wait, then shows up as known.
+// Even a chunk of new identities takes this read: it then waits for writers
+// inserting the same identities, instead of its INSERT meeting their rows
+// later while holding customer locks.
+//
+// A chunk with nothing to write locks nothing: not writing a row read a moment
+// ago is the same as having run just before whoever changes it next. Nor does
+// a chunk whose only write is the sync-pass mark: that UPDATE sets one column
+// to a constant and decides nothing.
+func (r *resolver) lockIdentities() error {
+	writes := false
+	for _, p := range r.plans {
+		writes = writes || p.writes()
 	}
-	custIDs := make([]int64, 0, len(rows))
-	for _, row := range rows {
-		custIDs = append(custIDs, row.CustomerID)
+	if !writes {
+		return nil
 	}
-	var custs []struct {
-		ID             int64
-		OpenAccountID  *int64
-		UnlinkedReason *string
+	all := func(*identityPlan) bool { return true }
+	rows, err := r.identitiesByKey(all, true)
+	if err != nil {
+		return fmt.Errorf("lock identities: %w", err)
 	}
-	if err := r.scoped(&Customer{}).Select("id", "open_account_id", "unlinked_reason").
-		Where("id IN ?", custIDs).Find(&custs).Error; err != nil {
-		return nil, fmt.Errorf("read customers of locked identities: %w", err)
+	r.replan(rows, all)
+	return nil
+}
+
+// adoptTaken locks the identities planned as new that exist by now, and plans
+// every identity again (the others come out as before).
+func (r *resolver) adoptTaken() error {
+	rows, err := r.identitiesByKey((*identityPlan).isNew, true)
+	if err != nil {
+		return fmt.Errorf("lock identities added meanwhile: %w", err)
 	}
-	out := make([]*seenIdentity, len(rows))
-	onCustomer := make(map[int64][]*seenIdentity, len(rows))
-	for i := range rows {
-		out[i] = &seenIdentity{Identity: rows[i]}
-		onCustomer[rows[i].CustomerID] = append(onCustomer[rows[i].CustomerID], out[i])
+	r.replan(rows, (*identityPlan).isNew)
+	return nil
+}
+
+// replan plans again, from rows read under lock, the plans chosen by which
+// (a plan whose identity is gone, erased meanwhile, becomes new again).
+func (r *resolver) replan(rows []Identity, which func(*identityPlan) bool) {
+	r.setCurrent(rows, which)
+	for _, p := range r.plans {
+		p.compute(r.tenantID, r.now)
 	}
-	for _, c := range custs {
-		for _, s := range onCustomer[c.ID] {
-			id := c.ID
-			s.CustomerRowID, s.CustomerNS, s.CustomerReason = &id, c.OpenAccountID, c.UnlinkedReason
-		}
-	}
-	return out, nil
 }
 
 // writeLinkedCustomers creates or updates, in one upsert on the unique key
-// (namespace, unionid), every linked customer the chunk touches, then reads
-// their ids back (locking them). Rows already there are merged monotonically,
-// so concurrent writers of one customer all land.
+// (namespace, unionid), every linked customer the chunk touches, and learns
+// their ids: from RETURNING where the engine has it, else by reading them
+// back. Rows already there are merged monotonically (and locked), so
+// concurrent writers of one customer all land.
 func (r *resolver) writeLinkedCustomers() error {
 	deltas := map[unionKey]*customerDelta{}
 	var keys []unionKey
@@ -269,8 +281,8 @@ func (r *resolver) writeLinkedCustomers() error {
 		switch {
 		case p.dest == destLinked:
 			add(p.link, p.delta)
-		case p.dest == destKeep && p.delta != nil && p.cur.customerLinked():
-			add(unionKey{ns: *p.cur.CustomerNS, unionID: *p.cur.UnionID}, p.delta)
+		case p.dest == destKeep && p.delta != nil && linked(p.cur):
+			add(unionKey{ns: *p.cur.OpenAccountID, unionID: *p.cur.UnionID}, p.delta)
 		}
 	}
 	if len(keys) == 0 {
@@ -282,23 +294,50 @@ func (r *resolver) writeLinkedCustomers() error {
 		}
 		return keys[a].unionID < keys[b].unionID
 	})
-	rows := make([]Customer, len(keys))
-	for i, k := range keys {
-		ns, u := k.ns, k.unionID
-		rows[i] = r.customerRow(deltas[k])
-		rows[i].OpenAccountID, rows[i].UnionID = &ns, &u
-	}
-	upsert := clause.OnConflict{
-		Columns:   []clause.Column{{Name: "open_account_id"}, {Name: "unionid"}},
-		DoUpdates: r.customerMerge(false),
-	}
-	for start := 0; start < len(rows); start += insertChunk {
-		part := rows[start:min(start+insertChunk, len(rows))]
-		if err := r.tx.Clauses(upsert).Create(&part).Error; err != nil {
+	ids := make(map[unionKey]int64, len(keys))
+	for start := 0; start < len(keys); start += insertChunk {
+		part := keys[start:min(start+insertChunk, len(keys))]
+		b := newBulkInsert("customers", customerInsertColumns, len(part))
+		for _, k := range part {
+			ns, u := k.ns, k.unionID
+			b.add(r.customerValues(&ns, &u, deltas[k])...)
+		}
+		upsert := r.upsertSuffix([]string{"open_account_id", "unionid"}, r.customerMerge(false))
+		if !r.returning {
+			if err := r.tx.Exec(b.with(upsert), b.args...).Error; err != nil {
+				return fmt.Errorf("upsert %d linked customers: %w", len(part), err)
+			}
+			continue
+		}
+		if err := r.scanCustomerIDs(r.tx.Raw(b.with(upsert+" RETURNING id, open_account_id, unionid"), b.args...), ids); err != nil {
 			return fmt.Errorf("upsert %d linked customers: %w", len(part), err)
 		}
 	}
+	if !r.returning {
+		if err := r.readCustomerIDs(keys, ids); err != nil {
+			return err
+		}
+	}
+	for _, p := range r.plans {
+		switch {
+		case p.dest == destLinked:
+			id := ids[p.link]
+			if id == 0 {
+				return fmt.Errorf("%w: customer for a unionid in namespace %d vanished", ErrTxConflict, p.link.ns)
+			}
+			p.next.CustomerID = id
+		case p.dest == destKeep && p.delta != nil && linked(p.cur):
+			if ids[unionKey{ns: *p.cur.OpenAccountID, unionID: *p.cur.UnionID}] != p.cur.CustomerID {
+				return fmt.Errorf("%w: customer %d replaced", ErrTxConflict, p.cur.CustomerID)
+			}
+		}
+	}
+	return nil
+}
 
+// readCustomerIDs reads back (locking) the ids of linked customers (MySQL,
+// which has no INSERT … RETURNING).
+func (r *resolver) readCustomerIDs(keys []unionKey, ids map[unionKey]int64) error {
 	nsSet := map[int64]bool{}
 	var nss []int64
 	unionIDs := make([]string, 0, len(keys))
@@ -309,32 +348,29 @@ func (r *resolver) writeLinkedCustomers() error {
 		}
 		unionIDs = append(unionIDs, k.unionID)
 	}
-	var got []Customer
-	err := lockingVia(r.tx, r.tenantID, "customers", "ux_customers_namespace_unionid").
-		Select("id", "open_account_id", "unionid").Where("open_account_id IN ? AND unionid IN ?", nss, unionIDs).
-		Order("open_account_id, unionid").Find(&got).Error
-	if err != nil {
+	q := "SELECT id, open_account_id, unionid FROM " + forceIndex(r.tx, "customers", "ux_customers_namespace_unionid") +
+		" WHERE tenant_id = ? AND open_account_id IN ? AND unionid IN ? ORDER BY open_account_id, unionid FOR UPDATE"
+	if err := r.scanCustomerIDs(r.tx.Raw(q, r.tenantID, nss, unionIDs), ids); err != nil {
 		return fmt.Errorf("read linked customers: %w", err)
 	}
-	ids := make(map[unionKey]int64, len(got))
-	for _, c := range got {
-		ids[unionKey{ns: *c.OpenAccountID, unionID: *c.UnionID}] = c.ID
-	}
-	for _, p := range r.plans {
-		switch {
-		case p.dest == destLinked:
-			id := ids[p.link]
-			if id == 0 {
-				return fmt.Errorf("%w: customer for unionid in namespace %d vanished", ErrTxConflict, p.link.ns)
-			}
-			p.next.CustomerID = id
-		case p.dest == destKeep && p.delta != nil && p.cur.customerLinked():
-			if ids[unionKey{ns: *p.cur.CustomerNS, unionID: *p.cur.UnionID}] != p.cur.CustomerID {
-				return fmt.Errorf("%w: customer %d replaced", ErrTxConflict, p.cur.CustomerID)
-			}
-		}
-	}
 	return nil
+}
+
+func (r *resolver) scanCustomerIDs(q *gorm.DB, ids map[unionKey]int64) error {
+	rows, err := q.Rows()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var k unionKey
+		if err := rows.Scan(&id, &k.ns, &k.unionID); err != nil {
+			return err
+		}
+		ids[k] = id
+	}
+	return rows.Err()
 }
 
 // writeKeptUnlinkedCustomers updates unlinked customers whose identity stays:
@@ -342,124 +378,119 @@ func (r *resolver) writeLinkedCustomers() error {
 // locked, and nobody deletes an unlinked customer without moving or deleting
 // its identity, so the row is there and the insert half never runs.
 func (r *resolver) writeKeptUnlinkedCustomers() error {
-	var rows []Customer
+	var plans []*identityPlan
 	for _, p := range r.plans {
-		if p.dest == destKeep && p.delta != nil && !p.cur.customerLinked() {
-			c := r.customerRow(p.delta)
-			c.ID = p.cur.CustomerID
-			rows = append(rows, c)
+		if p.dest == destKeep && p.delta != nil && !linked(p.cur) {
+			plans = append(plans, p)
 		}
 	}
-	if len(rows) == 0 {
+	if len(plans) == 0 {
 		return nil
 	}
-	sort.Slice(rows, func(a, b int) bool { return rows[a].ID < rows[b].ID })
-	upsert := clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoUpdates: r.customerMerge(true)}
-	for start := 0; start < len(rows); start += insertChunk {
-		part := rows[start:min(start+insertChunk, len(rows))]
-		if err := r.tx.Clauses(upsert).Create(&part).Error; err != nil {
+	sort.Slice(plans, func(a, b int) bool { return plans[a].cur.CustomerID < plans[b].cur.CustomerID })
+	upsert := r.upsertSuffix([]string{"id"}, r.customerMerge(true))
+	for start := 0; start < len(plans); start += insertChunk {
+		part := plans[start:min(start+insertChunk, len(plans))]
+		b := newBulkInsert("customers", append([]string{"id"}, customerInsertColumns...), len(part))
+		for _, p := range part {
+			b.add(append([]any{p.cur.CustomerID}, r.customerValues(nil, nil, p.delta)...)...)
+		}
+		if err := r.tx.Exec(b.with(upsert), b.args...).Error; err != nil {
 			return fmt.Errorf("update %d unlinked customers: %w", len(part), err)
 		}
 	}
 	return nil
 }
 
-// insertUnlinkedCustomers creates one customer per identity without a UnionID.
-// Nothing can collide with them, so a plain multi-row insert; gorm numbers the
-// rows from the first insert id (MySQL hands out consecutive ids to one
-// statement with innodb_autoinc_lock_mode 0 or 1, MariaDB's default), and on
-// MySQL the numbering is checked before anything points at it.
+// insertUnlinkedCustomers creates one customer per identity without a UnionID:
+// nothing can collide with them, so a plain multi-row insert.
 func (r *resolver) insertUnlinkedCustomers() error {
 	var plans []*identityPlan
-	var rows []Customer
 	for _, p := range r.plans {
 		if p.dest == destNewUnlinked {
-			c := r.customerRow(p.delta)
 			plans = append(plans, p)
-			rows = append(rows, c)
 		}
 	}
-	if len(rows) == 0 {
-		return nil
-	}
-	for start := 0; start < len(rows); start += insertChunk {
-		part := rows[start:min(start+insertChunk, len(rows))]
-		if err := r.tx.Create(&part).Error; err != nil {
+	for start := 0; start < len(plans); start += insertChunk {
+		part := plans[start:min(start+insertChunk, len(plans))]
+		b := newBulkInsert("customers", customerInsertColumns, len(part))
+		for _, p := range part {
+			b.add(r.customerValues(nil, nil, p.delta)...)
+		}
+		ids, err := r.insertReturningIDs(b)
+		if err != nil {
 			return fmt.Errorf("insert %d unlinked customers: %w", len(part), err)
 		}
-	}
-	ids := make([]int64, len(rows))
-	for i, c := range rows {
-		if c.ID == 0 {
-			return fmt.Errorf("models: insert unlinked customers: no id assigned")
-		}
-		ids[i] = c.ID
-		plans[i].next.CustomerID = c.ID
-	}
-	if r.mysql {
-		var n int64
-		err := r.scoped(&Customer{}).Where("id IN ? AND unionid IS NULL AND created_at = ?", ids, r.now).Count(&n).Error
-		if err != nil {
-			return fmt.Errorf("check unlinked customer ids: %w", err)
-		}
-		if n != int64(len(ids)) {
-			return fmt.Errorf("models: %d new customers got non-consecutive ids (innodb_autoinc_lock_mode must be 0 or 1)", len(ids))
+		for i, p := range part {
+			p.next.CustomerID = ids[i]
 		}
 	}
 	return nil
 }
 
 // insertIdentities adds the new identities with a plain insert on the unique
-// key (app_id, openid). If another writer added one since the read, the key
-// refuses it (after waiting for that writer to commit): errIdentityTaken, and
-// run rolls the writes back to its savepoint and adopts the identity.
-// (Not ON DUPLICATE KEY: with MariaDB's RETURNING, which gorm uses, a skipped
-// row still counts as affected, so the collision would go unnoticed.)
+// key (app_id, openid). If another writer added one since the locking read,
+// the key refuses it (after waiting for that writer to commit):
+// errIdentityTaken, and run rolls back to its savepoint and adopts the row.
+// (Not INSERT IGNORE or ON DUPLICATE KEY: a skipped row would have to be found
+// by reading back, and with MariaDB's RETURNING it even counts as affected.)
 func (r *resolver) insertIdentities() error {
 	var plans []*identityPlan
-	var rows []Identity
 	for _, p := range r.plans {
 		if p.isNew() {
 			plans = append(plans, p)
-			rows = append(rows, p.next)
 		}
 	}
-	for start := 0; start < len(rows); start += insertChunk {
-		part := rows[start:min(start+insertChunk, len(rows))]
-		if err := r.tx.Create(&part).Error; err != nil {
+	for start := 0; start < len(plans); start += insertChunk {
+		part := plans[start:min(start+insertChunk, len(plans))]
+		b := newBulkInsert("identities", identityInsertColumns, len(part))
+		for _, p := range part {
+			b.add(identityValues(&p.next)...)
+		}
+		ids, err := r.insertReturningIDs(b)
+		if err != nil {
 			if isDuplicateKey(err) {
 				return errIdentityTaken
 			}
 			return fmt.Errorf("insert %d identities: %w", len(part), err)
 		}
-		for i := range part {
-			plans[start+i].next.ID = part[i].ID
+		for i, p := range part {
+			p.next.ID = ids[i]
 		}
 	}
 	return nil
 }
 
-// identityColumns are what a rewrite of a known identity sets.
-var identityColumns = []string{"customer_id", "unionid", "subscribed", "subscribe_time", "subscribe_scene",
-	"unsubscribed_at", "nickname", "avatar_url", "profile_at", "first_seen_at", "last_seen_at", "last_sync_pass", "updated_at"}
+// identityRewriteColumns are what a rewrite of a known identity sets.
+var identityRewriteColumns = []string{"customer_id", "unionid", "open_account_id", "unlinked_reason", "subscribed",
+	"subscribe_time", "subscribe_scene", "unsubscribed_at", "nickname", "avatar_url", "profile_at",
+	"first_seen_at", "last_seen_at", "last_sync_pass", "updated_at"}
 
 // rewriteIdentities writes the changed known identities (locked above) with
 // one upsert on the primary key: a multi-row UPDATE in one statement.
 func (r *resolver) rewriteIdentities() error {
-	var rows []Identity
+	var plans []*identityPlan
 	for _, p := range r.plans {
 		if p.cur != nil && p.writeRow {
-			rows = append(rows, p.next)
+			plans = append(plans, p)
 		}
 	}
-	if len(rows) == 0 {
+	if len(plans) == 0 {
 		return nil
 	}
-	sort.Slice(rows, func(a, b int) bool { return rows[a].ID < rows[b].ID })
-	upsert := clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoUpdates: clause.AssignmentColumns(identityColumns)}
-	for start := 0; start < len(rows); start += insertChunk {
-		part := rows[start:min(start+insertChunk, len(rows))]
-		if err := r.tx.Clauses(upsert).Create(&part).Error; err != nil {
+	sort.Slice(plans, func(a, b int) bool { return plans[a].cur.ID < plans[b].cur.ID })
+	set := make([]string, len(identityRewriteColumns))
+	for i, c := range identityRewriteColumns {
+		set[i] = c + " = " + r.in(c)
+	}
+	upsert := r.upsertSuffix([]string{"id"}, set)
+	for start := 0; start < len(plans); start += insertChunk {
+		part := plans[start:min(start+insertChunk, len(plans))]
+		b := newBulkInsert("identities", append([]string{"id"}, identityInsertColumns...), len(part))
+		for _, p := range part {
+			b.add(append([]any{p.cur.ID}, identityValues(&p.next)...)...)
+		}
+		if err := r.tx.Exec(b.with(upsert), b.args...).Error; err != nil {
 			return fmt.Errorf("update %d identities: %w", len(part), err)
 		}
 	}
@@ -477,7 +508,7 @@ func (r *resolver) markPass() error {
 	}
 	for pass, ids := range byPass {
 		sortIDs(ids)
-		err := r.scoped(&Identity{}).Where("id IN ?", ids).UpdateColumn("last_sync_pass", pass).Error
+		err := r.tx.Exec("UPDATE identities SET last_sync_pass = ? WHERE tenant_id = ? AND id IN ?", pass, r.tenantID, ids).Error
 		if err != nil {
 			return fmt.Errorf("mark %d identities seen in pass %d: %w", len(ids), pass, err)
 		}
@@ -518,107 +549,63 @@ func (r *resolver) dropEmptiedCustomers() error {
 	for _, id := range used {
 		inUse[id] = true
 	}
-	var empty []int64
+	var empty, kept []int64
 	for _, id := range locked {
-		if !inUse[id] {
+		if inUse[id] {
+			kept = append(kept, id)
+		} else {
 			empty = append(empty, id)
 		}
 	}
-	if len(empty) == 0 {
-		return nil
+	// A linked customer that lost one identity of several (its app moved to
+	// another open-platform account): rare, so its masks are simply recomputed.
+	if err := RefreshCustomerMasks(r.tx, r.tenantID, kept); err != nil {
+		return err
 	}
 	for start := 0; start < len(empty); start += 200 {
 		part := empty[start:min(start+200, len(empty))]
-		var sql strings.Builder
+		var q strings.Builder
 		args := make([]any, 0, 2*len(part)+2)
-		sql.WriteString("UPDATE customer_events SET customer_id = CASE customer_id")
+		q.WriteString("UPDATE customer_events SET customer_id = CASE customer_id")
 		for _, id := range part {
-			sql.WriteString(" WHEN ? THEN ?")
+			q.WriteString(" WHEN ? THEN ?")
 			args = append(args, id, to[id])
 		}
-		sql.WriteString(" END WHERE tenant_id = ? AND customer_id IN ?")
+		q.WriteString(" END WHERE tenant_id = ? AND customer_id IN ?")
 		args = append(args, r.tenantID, part)
-		if err := r.tx.Exec(sql.String(), args...).Error; err != nil {
+		if err := r.tx.Exec(q.String(), args...).Error; err != nil {
 			return fmt.Errorf("move timelines of %d merged customers: %w", len(part), err)
 		}
-	}
-	if err := r.scoped(&Customer{}).Where("id IN ?", empty).Delete(&Customer{}).Error; err != nil {
-		return fmt.Errorf("delete %d emptied customers: %w", len(empty), err)
+		if err := r.tx.Exec("DELETE FROM customers WHERE tenant_id = ? AND id IN ?", r.tenantID, part).Error; err != nil {
+			return fmt.Errorf("delete %d emptied customers: %w", len(part), err)
+		}
 	}
 	return nil
 }
+
+var eventColumns = []string{"tenant_id", "customer_id", "kind", "app_id", "openid", "detail", "occurred_at", "created_at"}
 
 func (r *resolver) insertEvents() error {
-	var rows []CustomerEvent
+	var events []*CustomerEvent
+	var customers []int64
 	for _, p := range r.plans {
-		for _, e := range p.events {
-			e.TenantID, e.CustomerID, e.CreatedAt = r.tenantID, p.next.CustomerID, r.now
-			rows = append(rows, e)
+		for i := range p.events {
+			events = append(events, &p.events[i])
+			customers = append(customers, p.next.CustomerID)
 		}
 	}
-	for start := 0; start < len(rows); start += insertChunk {
-		part := rows[start:min(start+insertChunk, len(rows))]
-		if err := r.tx.Create(&part).Error; err != nil {
-			return fmt.Errorf("insert %d timeline events: %w", len(part), err)
+	for start := 0; start < len(events); start += insertChunk {
+		end := min(start+insertChunk, len(events))
+		b := newBulkInsert("customer_events", eventColumns, end-start)
+		for i := start; i < end; i++ {
+			e := events[i]
+			b.add(r.tenantID, customers[i], e.Kind, e.AppID, e.OpenID, e.Detail, e.OccurredAt, r.now)
+		}
+		if err := r.tx.Exec(b.with(""), b.args...).Error; err != nil {
+			return fmt.Errorf("insert %d timeline events: %w", end-start, err)
 		}
 	}
 	return nil
-}
-
-// customerRow is a new customer holding a delta (the insert half of upserts).
-func (r *resolver) customerRow(d *customerDelta) Customer {
-	return Customer{TenantID: r.tenantID, UnlinkedReason: d.reason, Nickname: d.nickname, AvatarURL: d.avatar,
-		ProfileAt: d.profileAt, FirstSeenAt: d.firstSeen, LastSeenAt: d.lastSeen, CreatedAt: r.now, UpdatedAt: r.now}
-}
-
-// customerMerge is the update half of the customer upserts: each column moves
-// only forward, so concurrent writers of one customer commute. MySQL applies
-// the assignments left to right (later ones see earlier results), so
-// profile_at comes after the columns that compare against it.
-func (r *resolver) customerMerge(withReason bool) []clause.Assignment {
-	in := func(col string) string {
-		if r.mysql {
-			return "VALUES(" + col + ")"
-		}
-		return "excluded." + col
-	}
-	newer := fmt.Sprintf("%s IS NOT NULL AND (profile_at IS NULL OR %s >= profile_at)", in("profile_at"), in("profile_at"))
-	set := func(col, sql string) clause.Assignment {
-		return clause.Assignment{Column: clause.Column{Name: col}, Value: clause.Expr{SQL: sql}}
-	}
-	out := []clause.Assignment{
-		set("nickname", fmt.Sprintf("CASE WHEN %s <> '' AND %s THEN %s ELSE nickname END", in("nickname"), newer, in("nickname"))),
-		set("avatar_url", fmt.Sprintf("CASE WHEN %s <> '' AND %s THEN %s ELSE avatar_url END", in("avatar_url"), newer, in("avatar_url"))),
-		set("profile_at", fmt.Sprintf("CASE WHEN %s THEN %s ELSE profile_at END", newer, in("profile_at"))),
-		set("first_seen_at", fmt.Sprintf("CASE WHEN %s < first_seen_at THEN %s ELSE first_seen_at END", in("first_seen_at"), in("first_seen_at"))),
-		set("last_seen_at", fmt.Sprintf("CASE WHEN %s > last_seen_at THEN %s ELSE last_seen_at END", in("last_seen_at"), in("last_seen_at"))),
-	}
-	if withReason {
-		out = append(out, set("unlinked_reason", fmt.Sprintf("CASE WHEN unionid IS NULL AND %s IS NOT NULL THEN %s ELSE unlinked_reason END", in("unlinked_reason"), in("unlinked_reason"))))
-	}
-	return append(out, set("updated_at", in("updated_at")))
-}
-
-// lockingVia starts a SELECT … FOR UPDATE on one of the tenant's tables that
-// walks the named index. A locking read locks every row its plan walks, in
-// the plan's order, matching or not; on small tables MySQL's optimiser likes a
-// full scan, which would lock everything in primary-key order and turn every
-// concurrent writer into a deadlock candidate. So on MySQL the index is forced
-// (SQLite has no row locks: its writers queue for the file).
-func lockingVia(db *gorm.DB, tenantID int64, table, index string) *gorm.DB {
-	q := db.Table(table) // names the table for the tenant guard and column qualifiers
-	if Dialect(db) == DialectMySQL {
-		q.Statement.TableExpr = &clause.Expr{SQL: "`" + table + "` FORCE INDEX (" + index + ")"}
-	}
-	return q.Scopes(ForTenant(tenantID)).Clauses(clause.Locking{Strength: "UPDATE"})
-}
-
-// forceIndex is table (and alias) with an index hint on MySQL, as is elsewhere.
-func forceIndex(db *gorm.DB, table, index string) string {
-	if Dialect(db) != DialectMySQL {
-		return table
-	}
-	return table + " FORCE INDEX (" + index + ")"
 }
 
 func sortIDs(ids []int64) { sort.Slice(ids, func(a, b int) bool { return ids[a] < ids[b] }) }
