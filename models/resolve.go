@@ -118,7 +118,6 @@ const (
 	// round trips per thousand, small enough to keep locks short and within
 	// SQLite's limit on bound variables.
 	resolveChunk = 1000
-	insertChunk  = 1000
 	// lastSeenStep: an observation that only moves last_seen forward by less
 	// than this is not written, so bursts of sign-ins or events do not rewrite
 	// the same rows. Anything else that changes writes the exact time.
@@ -166,7 +165,10 @@ func Resolve(db *gorm.DB, tenantID int64, obs []Observation) (ResolveResult, err
 		chunk := todo[start:min(start+resolveChunk, len(todo))]
 		err := RetryTx(ctx, db, func(tx *gorm.DB) error {
 			r := &resolver{tx: tx, tenantID: tenantID, now: now, mysql: Dialect(tx) == DialectMySQL,
-				returning: supportsReturning(tx), apps: apps}
+				returning: supportsReturning(tx), apps: apps, perStatement: 100}
+			if r.mysql {
+				r.perStatement = 1000
+			}
 			return r.run(norm, chunk, res.Outcomes)
 		}, readCommitted(db)...)
 		if err != nil {
