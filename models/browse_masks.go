@@ -215,7 +215,10 @@ func assignAppBits(tx *gorm.DB, tenantID int64, bits map[int64]int) error {
 		ID      int64
 		MaskBit *int
 	}
-	if err := tx.Model(&App{}).Scopes(ForTenant(tenantID)).Select("id", "mask_bit").Order("id").Find(&rows).Error; err != nil {
+	// A locking read: under REPEATABLE READ a plain one would see the
+	// transaction's snapshot, without bits given since.
+	if err := tx.Model(&App{}).Scopes(ForTenant(tenantID)).Select("id", "mask_bit").Order("id").
+		Clauses(clause.Locking{Strength: "UPDATE"}).Find(&rows).Error; err != nil {
 		return fmt.Errorf("models: read app bits: %w", err)
 	}
 	used := map[int]bool{}
@@ -248,7 +251,8 @@ func assignAppBits(tx *gorm.DB, tenantID int64, bits map[int64]int) error {
 		if res.RowsAffected == 0 {
 			// Someone gave it a bit since the read: use theirs.
 			var got []struct{ MaskBit *int }
-			if err := tx.Model(&App{}).Scopes(ForTenant(tenantID)).Select("mask_bit").Where("id = ?", r.ID).Find(&got).Error; err != nil {
+			if err := tx.Model(&App{}).Scopes(ForTenant(tenantID)).Select("mask_bit").Where("id = ?", r.ID).
+				Clauses(clause.Locking{Strength: "UPDATE"}).Find(&got).Error; err != nil {
 				return fmt.Errorf("models: read app bit: %w", err)
 			}
 			if len(got) == 1 && got[0].MaskBit != nil {

@@ -87,12 +87,24 @@ func checkMasks(t testing.TB, db *gorm.DB, tenant int64) {
 	}
 }
 
+// TestCustomerMasksFollowIdentities: Resolve keeps the masks in step by
+// itself, and RefreshCustomerMasks after it changes nothing.
 func TestCustomerMasksFollowIdentities(t *testing.T) {
+	for _, mode := range []string{"Resolve", "ResolveThenRefresh"} {
+		t.Run(mode, func(t *testing.T) { testMasksFollowIdentities(t, mode == "ResolveThenRefresh") })
+	}
+}
+
+func testMasksFollowIdentities(t *testing.T, refresh bool) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		w := newWorld(t, db)
 		step := func(what string, obs ...models.Observation) {
 			t.Helper()
-			resolveAndMask(t, db, w.tenant, obs...)
+			if refresh {
+				resolveAndMask(t, db, w.tenant, obs...)
+			} else {
+				w.resolve(t, obs...)
+			}
 			t.Run(what, func(t *testing.T) { checkMasks(t, db, w.tenant) })
 		}
 		step("new identities, linked and not",
@@ -142,7 +154,7 @@ func TestConcurrentWritersOfOneCustomerKeepEveryBit(t *testing.T) {
 		id, _ := makeApp(t, db, tenant, &oa, models.KindService)
 		apps = append(apps, id)
 	}
-	for round := range 5 {
+	for round := range 6 {
 		var wg sync.WaitGroup
 		for i, app := range apps {
 			wg.Add(1)
@@ -152,16 +164,21 @@ func TestConcurrentWritersOfOneCustomerKeepEveryBit(t *testing.T) {
 				if (i+round)%3 == 0 {
 					sub = models.Unsubscribed
 				}
-				resolveAndMask(t, db, tenant, models.Observation{AppID: app, OpenID: fmt.Sprintf("o%d-%d", round, i),
-					UnionID: fmt.Sprintf("u%d", round), Subscription: sub, Source: models.SourceEvent, At: time.Now()})
+				o := models.Observation{AppID: app, OpenID: fmt.Sprintf("o%d-%d", round, i),
+					UnionID: fmt.Sprintf("u%d", round), Subscription: sub, Source: models.SourceEvent, At: time.Now()}
+				if round%2 == 0 {
+					resolveAndMask(t, db, tenant, o)
+				} else if _, err := models.Resolve(db, tenant, []models.Observation{o}); err != nil {
+					t.Error(err)
+				}
 			}()
 		}
 		wg.Wait()
 	}
 	checkMasks(t, db, tenant)
 	var full int64
-	if err := db.Raw("SELECT COUNT(*) FROM customers WHERE tenant_id = ? AND app_mask = 255", tenant).Scan(&full).Error; err != nil || full != 5 {
-		t.Fatalf("%d customers hold all 8 apps, want 5 (%v)", full, err)
+	if err := db.Raw("SELECT COUNT(*) FROM customers WHERE tenant_id = ? AND app_mask = 255", tenant).Scan(&full).Error; err != nil || full != 6 {
+		t.Fatalf("%d customers hold all 8 apps, want 6 (%v)", full, err)
 	}
 }
 

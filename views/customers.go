@@ -36,6 +36,7 @@ type AppBadge struct {
 
 // CustomerListRow is one customer in the list.
 type CustomerListRow struct {
+	Key      string // the customer's number: picks the avatar's colour
 	Href     string
 	Nickname string
 	// UnionID is whole or masked, as the role may see it; "" when unlinked.
@@ -50,13 +51,13 @@ type CustomerListRow struct {
 
 // CustomersView is the customer list: the filter, one page and how to move.
 type CustomersView struct {
-	Form     CustomerFilterForm
-	Apps     []AppOption
-	Kinds    []string
-	Sources  []string
-	Sorts    []string
-	Rows  []CustomerListRow
-	Total int64
+	Form    CustomerFilterForm
+	Apps    []AppOption
+	Kinds   []string
+	Sources []string
+	Sorts   []string
+	Rows    []CustomerListRow
+	Total   int64
 	// Exact, or AtLeast (more than Total match), or else estimated as of AsOf.
 	Exact    bool
 	AtLeast  bool

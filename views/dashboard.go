@@ -111,6 +111,7 @@ type barGeom struct {
 	X, Y, W, H string
 	Label      string // the day under the bar, on some bars only
 	LabelX     string
+	Anchor     string // text-anchor of the label: the ends stay inside
 	Title      string
 }
 
@@ -134,8 +135,13 @@ func dayBars(ctx context.Context, days []DayBar) []barGeom {
 		x := float64(i)*slot + (slot-w)/2
 		g := barGeom{X: f1(x), Y: f1(float64(barChartH-barChartBot) - h), W: f1(w), H: f1(h),
 			Title: fmt.Sprintf("%s · %s", d.Day, Tf(ctx, "dashboard.new_on_day", FormatCount(d.Count)))}
-		if i%5 == 4 || i == len(days)-1 || i == 0 {
-			g.Label, g.LabelX = d.Day[5:], f1(x+w/2)
+		switch {
+		case i == 0:
+			g.Label, g.LabelX, g.Anchor = d.Day[5:], f1(x), "start"
+		case i == len(days)-1:
+			g.Label, g.LabelX, g.Anchor = d.Day[5:], f1(x+w), "end"
+		case i%5 == 4 && i < len(days)-3:
+			g.Label, g.LabelX, g.Anchor = d.Day[5:], f1(x+w/2), "middle"
 		}
 		out[i] = g
 	}

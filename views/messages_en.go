@@ -192,6 +192,7 @@ var messagesEn = map[string]string{
 	"customers.next_page":           "Next ›",
 	"customers.no_nickname":         "No nickname",
 	"customers.unlinked":            "Not linked",
+	"customers.follows_legend":      "follows the official account",
 	"customers.follows":             "follows",
 	"customers.problem.too_long":    "The search is too long: at most 100 characters.",
 	"customers.problem.not_choice":  "Choose one of the listed values.",

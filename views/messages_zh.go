@@ -191,6 +191,7 @@ var messagesZhCN = map[string]string{
 	"customers.next_page":           "下一页 ›",
 	"customers.no_nickname":         "无昵称",
 	"customers.unlinked":            "未关联",
+	"customers.follows_legend":      "已关注该公众号",
 	"customers.follows":             "已关注",
 	"customers.problem.too_long":    "搜索内容过长：最多 100 个字符。",
 	"customers.problem.not_choice":  "请从列出的选项中选择。",

@@ -323,7 +323,7 @@ func listRow(r models.CustomerRow, apps []models.BrowseApp, href string, masked 
 		}
 		return id
 	}
-	row := views.CustomerListRow{Href: href, Nickname: r.Nickname, FirstSeen: r.FirstSeenAt, LastSeen: r.LastSeenAt,
+	row := views.CustomerListRow{Key: strconv.FormatInt(r.ID, 10), Href: href, Nickname: r.Nickname, FirstSeen: r.FirstSeenAt, LastSeen: r.LastSeenAt,
 		MatchedOpenID: show(r.MatchedOpenID)}
 	if r.UnionID != nil {
 		row.UnionID = show(*r.UnionID)
