@@ -169,7 +169,7 @@ func (w *syncWorld) followers(a syncApp, inOpen bool) []follower {
 
 // identityRow is an identity as the checks compare it.
 type identityRow struct {
-	OpenID       string `gorm:"column:openid"`
+	OpenID       string  `gorm:"column:openid"`
 	UnionID      *string `gorm:"column:unionid"`
 	Subscribed   bool
 	CustomerID   int64
