@@ -135,8 +135,7 @@ const maxQueryRunes = 100
 func ParseCustomerFilter(q url.Values) (CustomerFilter, FilterProblems) {
 	f := CustomerFilter{}
 	bad := FilterProblems{}
-	if s := strings.TrimSpace(q.Get("q")); s != "" {
-		s = strings.ToValidUTF8(s, "")
+	if s := strings.TrimSpace(strings.ToValidUTF8(q.Get("q"), "")); s != "" {
 		if utf8.RuneCountInString(s) > maxQueryRunes || strings.ContainsAny(s, "\x00") {
 			bad["q"] = ProblemTooLong
 		} else {
