@@ -19,7 +19,22 @@ func runServe(ctx context.Context, args []string, env *environment) error {
 		return err
 	}
 	defer sys.close()
-	app, err := web.New(web.Deps{Config: sys.cfg, DB: sys.db, Log: sys.log, Sealer: sys.sealer, WeChat: sys.wechatClient()})
+	deps := web.Deps{Config: sys.cfg, DB: sys.db, Log: sys.log, Sealer: sys.sealer, WeChat: sys.wechatClient()}
+	// Official accounts' pushes: stored by the HTTP handlers, resolved by
+	// this worker (every instance runs one; they share the inbox by lease).
+	deps.Callbacks = web.NewCallbacks(deps)
+	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		_ = deps.Callbacks.Run(workerCtx)
+	}()
+	defer func() {
+		deps.Callbacks.Close()
+		stopWorker()
+		<-workerDone
+	}()
+	app, err := web.New(deps)
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,10 @@ var TenantTables = map[string]bool{
 
 	"jobs":           true,
 	"sync_schedules": true,
+
+	"callback_events":    true,
+	"oauth_states":       true,
+	"oauth_return_hosts": true,
 }
 
 // ForTenant scopes a statement to one tenant; use it as db.Scopes(ForTenant(id)).

@@ -172,14 +172,14 @@ func (r *resolver) identitiesByKey(which func(*identityPlan) bool, lock bool) ([
 		return nil, nil
 	}
 	q := "SELECT " + identityColumnList + " FROM " + forceIndex(r.tx, "identities", "ux_identities_app_openid") +
-		" WHERE tenant_id = ? AND app_id IN ? AND openid IN ?"
+		" WHERE tenant_id = ? AND app_id IN " + marks(len(appIDs)) + " AND openid IN " + marks(len(openIDs))
 	if lock {
 		q += " ORDER BY app_id, openid"
 		if r.mysql {
 			q += " FOR UPDATE"
 		}
 	}
-	rows, err := r.tx.Raw(q, r.tenantID, appIDs, openIDs).Rows()
+	rows, err := r.query(q, inArgs(inArgs([]any{r.tenantID}, appIDs), openIDs)...)
 	if err != nil {
 		return nil, err
 	}
@@ -309,12 +309,12 @@ func (r *resolver) writeLinkedCustomers() error {
 		}
 		upsert := r.upsertSuffix([]string{"open_account_id", "unionid"}, r.customerMerge(false))
 		if !r.returning {
-			if err := r.tx.Exec(b.with(upsert), b.args...).Error; err != nil {
+			if _, err := r.exec(b.with(upsert), b.args...); err != nil {
 				return fmt.Errorf("upsert %d linked customers: %w", len(part), err)
 			}
 			continue
 		}
-		if err := r.scanCustomerIDs(r.tx.Raw(b.with(upsert+" RETURNING id, open_account_id, unionid"), b.args...), ids); err != nil {
+		if err := r.scanCustomerIDs(ids, b.with(upsert+" RETURNING id, open_account_id, unionid"), b.args...); err != nil {
 			return fmt.Errorf("upsert %d linked customers: %w", len(part), err)
 		}
 	}
@@ -354,15 +354,16 @@ func (r *resolver) readCustomerIDs(keys []unionKey, ids map[unionKey]int64) erro
 		unionIDs = append(unionIDs, k.unionID)
 	}
 	q := "SELECT id, open_account_id, unionid FROM " + forceIndex(r.tx, "customers", "ux_customers_namespace_unionid") +
-		" WHERE tenant_id = ? AND open_account_id IN ? AND unionid IN ? ORDER BY open_account_id, unionid FOR UPDATE"
-	if err := r.scanCustomerIDs(r.tx.Raw(q, r.tenantID, nss, unionIDs), ids); err != nil {
+		" WHERE tenant_id = ? AND open_account_id IN " + marks(len(nss)) + " AND unionid IN " + marks(len(unionIDs)) +
+		" ORDER BY open_account_id, unionid FOR UPDATE"
+	if err := r.scanCustomerIDs(ids, q, inArgs(inArgs([]any{r.tenantID}, nss), unionIDs)...); err != nil {
 		return fmt.Errorf("read linked customers: %w", err)
 	}
 	return nil
 }
 
-func (r *resolver) scanCustomerIDs(q *gorm.DB, ids map[unionKey]int64) error {
-	rows, err := q.Rows()
+func (r *resolver) scanCustomerIDs(ids map[unionKey]int64, q string, args ...any) error {
+	rows, err := r.query(q, args...)
 	if err != nil {
 		return err
 	}
@@ -400,7 +401,7 @@ func (r *resolver) writeKeptUnlinkedCustomers() error {
 		for _, p := range part {
 			b.add(append([]any{p.cur.CustomerID}, r.customerValues(nil, nil, p.delta)...)...)
 		}
-		if err := r.tx.Exec(b.with(upsert), b.args...).Error; err != nil {
+		if _, err := r.exec(b.with(upsert), b.args...); err != nil {
 			return fmt.Errorf("update %d unlinked customers: %w", len(part), err)
 		}
 	}
@@ -495,7 +496,7 @@ func (r *resolver) rewriteIdentities() error {
 		for _, p := range part {
 			b.add(append([]any{p.cur.ID}, identityValues(&p.next)...)...)
 		}
-		if err := r.tx.Exec(b.with(upsert), b.args...).Error; err != nil {
+		if _, err := r.exec(b.with(upsert), b.args...); err != nil {
 			return fmt.Errorf("update %d identities: %w", len(part), err)
 		}
 	}
@@ -513,7 +514,8 @@ func (r *resolver) markPass() error {
 	}
 	for pass, ids := range byPass {
 		sortIDs(ids)
-		err := r.tx.Exec("UPDATE identities SET last_sync_pass = ? WHERE tenant_id = ? AND id IN ?", pass, r.tenantID, ids).Error
+		_, err := r.exec("UPDATE identities SET last_sync_pass = ? WHERE tenant_id = ? AND id IN "+marks(len(ids)),
+			inArgs([]any{pass, r.tenantID}, ids)...)
 		if err != nil {
 			return fmt.Errorf("mark %d identities seen in pass %d: %w", len(ids), pass, err)
 		}
@@ -606,7 +608,7 @@ func (r *resolver) insertEvents() error {
 			e := events[i]
 			b.add(r.tenantID, customers[i], e.Kind, e.AppID, e.OpenID, e.Detail, e.OccurredAt, r.now)
 		}
-		if err := r.tx.Exec(b.with(""), b.args...).Error; err != nil {
+		if _, err := r.exec(b.with(""), b.args...); err != nil {
 			return fmt.Errorf("insert %d timeline events: %w", end-start, err)
 		}
 	}

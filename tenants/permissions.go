@@ -17,6 +17,9 @@ const (
 	Public Permission = "public"
 	// SignedIn routes need a session but no tenant: the tenant switcher.
 	SignedIn Permission = "signed-in"
+	// APIKey routes are the JSON API for a tenant's own systems: no session,
+	// but an API key (Authorization: Bearer …), which names the tenant.
+	APIKey Permission = "api-key"
 )
 
 // Permissions inside a tenant. The list is complete for the product: later
@@ -79,8 +82,8 @@ func rolePermissions() map[Role][]Permission {
 }
 
 // InTenant reports whether the permission is checked against a tenant
-// membership (every permission but Public and SignedIn).
-func (p Permission) InTenant() bool { return p != Public && p != SignedIn && p != "" }
+// membership (every permission but Public, SignedIn and APIKey).
+func (p Permission) InTenant() bool { return p != Public && p != SignedIn && p != APIKey && p != "" }
 
 // Object and Action split "object:action".
 func (p Permission) Object() string { o, _, _ := strings.Cut(string(p), ":"); return o }

@@ -36,7 +36,7 @@ func TestCatalogsAgreeOnFormatVerbs(t *testing.T) {
 // Keys built at run time ("nav." + section, "role." + role) are checked with
 // the values they take.
 func TestEveryKeyInTheSourcesIsInTheCatalog(t *testing.T) {
-	literal := regexp.MustCompile(`"((?:locale|tenants|role|auth|nav|field|form|signup|error|members|invite|accept|audit|placeholder|apps|customers|profile|dashboard)\.[a-z0-9_.-]*[a-z0-9_])"`)
+	literal := regexp.MustCompile(`"((?:locale|tenants|role|auth|nav|field|form|signup|error|members|invite|accept|audit|placeholder|apps|customers|profile|dashboard|oauth|imports)\.[a-z0-9_.-]*[a-z0-9_])"`)
 	var files []string
 	for _, pattern := range []string{"*.templ", "*.go", "../app/web/*.go"} {
 		m, _ := filepath.Glob(pattern)
@@ -79,6 +79,10 @@ func TestEveryKeyInTheSourcesIsInTheCatalog(t *testing.T) {
 		"auth_code_invalid", "no_open_permission", "open_already_bound", "open_not_by_api", "open_limit", "not_authorized_mode",
 		"has_open_account", "wechat_unavailable"} {
 		used["apps.refused."+r] = true
+	}
+	// Web OAuth's pages, by reason (app/web/oauth.go).
+	for _, r := range []string{"snapshot", "state", "code", "denied", "return", "scope", "wechat", "done"} {
+		used["oauth."+r+".title"], used["oauth."+r+".message"] = true, true
 	}
 	var missing []string
 	for key := range used {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/a-h/templ"
 	"github.com/gofiber/fiber/v2"
@@ -52,6 +53,9 @@ var (
 // the request id.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	c.Response().ResetBody()
+	if strings.HasPrefix(c.Path(), apiPrefix) {
+		return s.apiFailure(c, err)
+	}
 	var fe *formError
 	if errors.As(err, &fe) {
 		return s.render(c, fe.status, fe.page)

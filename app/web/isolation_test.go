@@ -62,6 +62,12 @@ const (
 	// wantOwn: B's own page (2xx or 3xx), or 403 when the role lacks the
 	// permission; it must show nothing of A.
 	wantOwn
+	// wantUnauthorized: a 401, whoever asks: an API route without its API
+	// key (a session is not one). api_test.go aims B's key at A's ids.
+	wantUnauthorized
+	// wantRefused: a 4xx that is not a page of A's (a push or OAuth return
+	// that does not verify), whoever asks.
+	wantRefused
 )
 
 // isoTenant is what a case builder knows about a tenant.
@@ -196,10 +202,39 @@ var isolationCases = map[string]isolationCase{
 	"GET /t/:tenant/apps/:id/unbind":  inAAndWithAIDs("apps/{app}/unbind"),
 	"POST /t/:tenant/apps/:id/unbind": inAAndWithAIDs("apps/{app}/unbind", "confirm", "yes"),
 	"POST /wechat/component":          untouched("WeChat's push, authenticated by its signature; it names no tenant, and one that does not verify changes nothing (apps_test.go)"),
-	"GET /t/:tenant/exports":          inA("exports"),
-	"GET /t/:tenant/settings":         inA("settings"),
-	"GET /t/:tenant/members":          inA("members"),
-	"GET /t/:tenant/audit":            listWithAIDs("audit", "before", "{audit}"),
+	// Official accounts' pushes and web OAuth: public, named by the app's
+	// callback key, authenticated by WeChat's signature and by states bound
+	// to the app (callback_test.go, oauth_test.go). Aimed at A's app with
+	// nothing valid, they must refuse and change nothing.
+	"GET /wechat/callback/:key": func(a, b *isoTenant) []probe {
+		return []probe{{path: "/wechat/callback/" + a.ids["callback-key"] + "?signature=0000000000000000000000000000000000000000&timestamp=1&nonce=2&echostr=planted", want: wantRefused}}
+	},
+	"POST /wechat/callback/:key": func(a, b *isoTenant) []probe {
+		return []probe{{path: "/wechat/callback/" + a.ids["callback-key"] + "?signature=0000000000000000000000000000000000000000&timestamp=1&nonce=2", form: url.Values{"planted": {"1"}}, want: wantRefused}}
+	},
+	"GET /oauth/:key/callback": func(a, b *isoTenant) []probe {
+		return []probe{
+			{path: "/oauth/" + a.ids["callback-key"] + "/callback?code=planted&state=" + b.ids["oauth-state"], want: wantRefused},
+			{path: "/oauth/" + b.ids["callback-key"] + "/callback?code=planted&state=" + a.ids["oauth-state"], want: wantRefused},
+		}
+	},
+	"GET /oauth/:key/start": untouched("a public link of A's pages that starts a visitor's trip (a state row of A's app); it shows nothing of A and takes no id; open redirects are oauth_test.go"),
+	"POST /api/v1/miniprogram/login": func(a, b *isoTenant) []probe {
+		return []probe{{path: "/api/v1/miniprogram/login", form: url.Values{"appid": {a.ids["appid"]}, "code": {"planted"}}, want: wantUnauthorized}}
+	},
+	"POST /api/v1/paid-unionid": func(a, b *isoTenant) []probe {
+		return []probe{{path: "/api/v1/paid-unionid", form: url.Values{"appid": {a.ids["appid"]}, "openid": {"planted"}}, want: wantUnauthorized}}
+	},
+	"GET /api/v1/customers": func(a, b *isoTenant) []probe {
+		return []probe{{path: "/api/v1/customers?appid=" + a.ids["appid"] + "&openid=planted", want: wantUnauthorized}}
+	},
+	"GET /t/:tenant/apps/:id/oauth":  inAAndWithAIDs("apps/{app}/oauth"),
+	"POST /t/:tenant/apps/:id/oauth": inAAndWithAIDs("apps/{app}/oauth", "hosts", "planted.example.com"),
+
+	"GET /t/:tenant/exports":  inA("exports"),
+	"GET /t/:tenant/settings": inA("settings"),
+	"GET /t/:tenant/members":  inA("members"),
+	"GET /t/:tenant/audit":    listWithAIDs("audit", "before", "{audit}"),
 
 	"POST /t/:tenant/members/:id/role":       inAAndWithAIDs("members/{member:viewer}/role", "role", "admin"),
 	"POST /t/:tenant/members/:id/remove":     inAAndWithAIDs("members/{member:admin}/remove"),
@@ -258,6 +293,7 @@ func seedIsolation(t *testing.T, h *harness, w *workspace) *isoTenant {
 	it.markers = append(it.markers, secret)
 	seedIsolationApps(t, h, w, it)
 	seedIsolationCustomers(t, h, w, it)
+	seedIsolationIngest(t, h, w, it)
 	return it
 }
 
@@ -342,6 +378,12 @@ func testIsolation(t *testing.T, h *harness) {
 // checkIsolated compares a status with what the probe expects from a caller.
 func checkIsolated(t *testing.T, label string, perm tenants.Permission, caller string, want expectation, r *response, granted bool) {
 	t.Helper()
+	if want == wantUnauthorized || perm == tenants.APIKey {
+		if r.status != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want 401 without an API key", label, r.status)
+		}
+		return
+	}
 	if caller == "visitor" && perm != tenants.Public {
 		if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location(), "/signin") {
 			t.Errorf("%s: %d → %q, want the sign-in page", label, r.status, r.location())
@@ -350,6 +392,10 @@ func checkIsolated(t *testing.T, label string, perm tenants.Permission, caller s
 	}
 	permitted := !perm.InTenant() || granted
 	switch want {
+	case wantRefused:
+		if r.status < 400 || r.status >= 500 {
+			t.Errorf("%s: %d, want a refusal (4xx)", label, r.status)
+		}
 	case wantNotFound:
 		if r.status != http.StatusNotFound {
 			t.Errorf("%s: %d, want 404", label, r.status)

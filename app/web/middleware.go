@@ -159,6 +159,8 @@ func (s *Server) guard(perm tenants.Permission) fiber.Handler {
 		switch {
 		case perm == tenants.Public:
 			return c.Next()
+		case perm == tenants.APIKey:
+			return s.requireAPIKey(c)
 		case st.user == nil:
 			return s.toSignIn(c)
 		case perm == tenants.SignedIn:

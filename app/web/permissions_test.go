@@ -29,6 +29,15 @@ var permissionMatrix = map[string]string{
 	"GET /invitations/:token":                "public",
 	"POST /invitations/:token":               "public",
 	"POST /wechat/component":                 "public",
+	"GET /wechat/callback/:key":              "public",
+	"POST /wechat/callback/:key":             "public",
+	"GET /oauth/:key/start":                  "public",
+	"GET /oauth/:key/callback":               "public",
+	"POST /api/v1/miniprogram/login":         "api-key",
+	"POST /api/v1/paid-unionid":              "api-key",
+	"GET /api/v1/customers":                  "api-key",
+	"GET /t/:tenant/apps/:id/oauth":          "admin marketer viewer",
+	"POST /t/:tenant/apps/:id/oauth":         "admin",
 	"GET /tenants":                           "signed-in",
 	"POST /tenants/switch":                   "signed-in",
 	"GET /t/:tenant":                         "admin marketer viewer",
@@ -78,9 +87,17 @@ func TestPermissionMatrix(t *testing.T) {
 			continue
 		}
 		switch want {
-		case "public", "signed-in":
+		case "public", "signed-in", "api-key":
 			if string(route.Perm) != want {
 				t.Errorf("%s: the table declares %s, the matrix says %s", key, route.Perm, want)
+			}
+			if want == "api-key" {
+				// A session is not an API key: members and visitors alike get 401.
+				for _, c := range []*client{visitor, callers[models.RoleAdmin]} {
+					if r := c.do(route.Method, harmless(route.Path, w), url.Values{}); r.status != http.StatusUnauthorized {
+						t.Errorf("%s without an API key: %d, want 401", key, r.status)
+					}
+				}
 			}
 			if want == "signed-in" {
 				if r := visitor.do(route.Method, harmless(route.Path, w), url.Values{}); r.status != http.StatusSeeOther || !strings.HasPrefix(r.location(), "/signin") {
@@ -123,7 +140,7 @@ func TestPermissionMatrix(t *testing.T) {
 // harmless fills a route's parameters so the request changes nothing: the
 // workspace's slug, ids that do not exist, an empty form.
 func harmless(path string, w *workspace) string {
-	r := strings.NewReplacer(":tenant", w.tenant.Slug, ":id", "999999999", ":token", "no-such-token", "*", "css/app.css")
+	r := strings.NewReplacer(":tenant", w.tenant.Slug, ":id", "999999999", ":token", "no-such-token", ":key", "no-such-key", "*", "css/app.css")
 	return r.Replace(path)
 }
 

@@ -60,6 +60,18 @@ func (s *Server) routes() []route {
 		// WeChat's pushes to OneID's third-party platform: signed and encrypted
 		// with the component's token and key, not a browser's form.
 		{"POST", "/wechat/component", tenants.Public, s.componentPush},
+		// Each official account's push URL (callback_key): signed by WeChat
+		// with the app's token, stored first, answered within 5 s.
+		{"GET", "/wechat/callback/:key", tenants.Public, s.callbackVerify},
+		{"POST", "/wechat/callback/:key", tenants.Public, s.callbackPush},
+		// Web OAuth for official accounts' H5 pages: WeChat users, no session.
+		{"GET", "/oauth/:key/start", tenants.Public, s.oauthStart},
+		{"GET", "/oauth/:key/callback", tenants.Public, s.oauthCallback},
+
+		// The JSON API for tenants' own systems (API.md), by API key.
+		{"POST", "/api/v1/miniprogram/login", tenants.APIKey, s.apiMiniProgramLogin},
+		{"POST", "/api/v1/paid-unionid", tenants.APIKey, s.apiPaidUnionID},
+		{"GET", "/api/v1/customers", tenants.APIKey, s.apiCustomer},
 
 		{"GET", "/tenants", tenants.SignedIn, s.tenantsPage},
 		{"POST", "/tenants/switch", tenants.SignedIn, s.switchTenant},
@@ -83,6 +95,8 @@ func (s *Server) routes() []route {
 		{"POST", "/t/:tenant/apps/:id/secret", tenants.AppsWrite, s.replaceSecret},
 		{"GET", "/t/:tenant/apps/:id/unbind", tenants.AppsWrite, s.unbindPage},
 		{"POST", "/t/:tenant/apps/:id/unbind", tenants.AppsWrite, s.unbindApp},
+		{"GET", "/t/:tenant/apps/:id/oauth", tenants.AppsRead, s.oauthSettingsPage},
+		{"POST", "/t/:tenant/apps/:id/oauth", tenants.AppsWrite, s.saveOAuthHosts},
 		{"GET", "/t/:tenant/exports", tenants.ExportsRead, s.placeholder("exports")},
 		{"GET", "/t/:tenant/settings", tenants.SettingsRead, s.placeholder("settings")},
 

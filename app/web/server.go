@@ -16,6 +16,7 @@ import (
 
 	"oneid/app/binding"
 	"oneid/app/config"
+	"oneid/app/ingest"
 	"oneid/app/wechat"
 	"oneid/models"
 	"oneid/static"
@@ -36,6 +37,11 @@ type Deps struct {
 	// WeChat is the client for binding apps and WeChat's pushes; nil leaves
 	// binding through WeChat unconfigured (the Apps page says so).
 	WeChat *wechat.Client
+	// Callbacks receives official accounts' pushes; nil makes one whose
+	// worker nobody runs (tests drive it). serve runs its worker.
+	Callbacks *ingest.Callbacks
+	// APIRate limits each API key (per instance); zero takes the defaults.
+	APIRate RateLimit
 }
 
 // Server holds the dependencies every handler uses.
@@ -55,6 +61,12 @@ type Server struct {
 	// navPerms is the permission of each navigation section, read from the
 	// route table so the menu and the routes cannot disagree.
 	navPerms map[string]tenants.Permission
+
+	// callbacks takes official accounts' pushes; flows are web OAuth and the
+	// JSON API's WeChat calls; apiLimiter is the per-key token bucket.
+	callbacks  *ingest.Callbacks
+	flows      *ingest.Flows
+	apiLimiter *rateLimiter
 }
 
 // New builds the fiber application with every route of the table registered.
@@ -88,6 +100,12 @@ func NewServer(d Deps) (*Server, error) {
 	}
 	s := &Server{cfg: d.Config, db: d.DB, log: d.Log, sealer: d.Sealer, hasher: d.Hasher, authz: authz, now: d.Now, assets: assets}
 	s.apps = binding.New(binding.Config{DB: d.DB, WeChat: d.WeChat, Sealer: d.Sealer, Now: d.Now, Log: d.Log})
+	s.callbacks = d.Callbacks
+	if s.callbacks == nil {
+		s.callbacks = NewCallbacks(d)
+	}
+	s.flows = ingest.NewFlows(ingest.FlowsConfig{DB: d.DB, WeChat: d.WeChat, Sealer: d.Sealer, Log: d.Log, Now: d.Now, PublicURL: d.Config.PublicURL})
+	s.apiLimiter = newRateLimiter(d.APIRate, time.Now)
 	s.navPerms = s.navigationPermissions()
 	s.csp = contentSecurityPolicy(d.Config.WeChat.MPBase)
 	return s, nil
