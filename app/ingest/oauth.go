@@ -1,0 +1,227 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"gorm.io/gorm"
+
+	"oneid/app/wechat"
+	"oneid/models"
+)
+
+// OAuth errors, each with its own page.
+var (
+	// ErrOAuthScope: the start URL asked for a scope WeChat does not have.
+	ErrOAuthScope = errors.New("ingest: oauth scope must be snsapi_base or snsapi_userinfo")
+	// ErrReturnRefused: the return URL is not OneID's nor one of the app's hosts.
+	ErrReturnRefused = errors.New("ingest: the return URL is not on an allowed host")
+	// ErrOAuthState: the state is unknown, used, expired, or another app's.
+	ErrOAuthState = errors.New("ingest: the oauth state is not valid for this app")
+	// ErrOAuthDenied: the visitor came back without a code (declined consent).
+	ErrOAuthDenied = errors.New("ingest: the visitor did not consent")
+)
+
+// OAuthResult is where a finished OAuth trip leads.
+type OAuthResult struct {
+	ReturnURL  string // the checked page to send the visitor to; "" for OneID's own "done" page
+	Snapshot   bool   // a snapshot-page (virtual) user: nothing was stored
+	CustomerID int64
+	OpenID     string
+}
+
+// OAuthApp is the official account whose OAuth URLs end in key (its callback
+// key): bound, an official account. Anything else is ErrNotFound.
+func (f *Flows) OAuthApp(ctx context.Context, key string) (*models.App, error) {
+	a, err := models.FindAppByCallbackKey(f.db.WithContext(ctx), key)
+	if err != nil {
+		return nil, err
+	}
+	if !a.IsOfficialAccount() {
+		return nil, models.ErrNotFound
+	}
+	return a, nil
+}
+
+// OAuthRedirectURI is the callback WeChat sends the visitor back to. Its host
+// is what the admin registers as the account's web OAuth domain (网页授权域名).
+func (f *Flows) OAuthRedirectURI(key string) string {
+	return f.publicURL + "/oauth/" + url.PathEscape(key) + "/callback"
+}
+
+// OAuthStartURL is the URL a tenant's H5 page sends visitors to.
+func (f *Flows) OAuthStartURL(key string) string {
+	return f.publicURL + "/oauth/" + url.PathEscape(key) + "/start"
+}
+
+// StartOAuth begins a visitor's trip: it checks the scope and return URL,
+// stores a single-use state bound to the app and its tenant, and returns
+// WeChat's authorize URL.
+func (f *Flows) StartOAuth(ctx context.Context, key, scope, returnURL string) (string, error) {
+	a, err := f.OAuthApp(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	if scope == "" {
+		scope = wechat.ScopeBase
+	}
+	if scope != wechat.ScopeBase && scope != wechat.ScopeUserInfo {
+		return "", ErrOAuthScope
+	}
+	db := f.db.WithContext(ctx)
+	ret := ""
+	if returnURL != "" {
+		hosts, err := models.OAuthReturnHosts(db, a.TenantID, a.ID)
+		if err != nil {
+			return "", err
+		}
+		var ok bool
+		if ret, ok = CheckReturnURL(f.publicURL, hosts, returnURL); !ok {
+			return "", ErrReturnRefused
+		}
+	}
+	if f.wx == nil {
+		return "", ErrNoWeChat
+	}
+	now := f.now()
+	if now.Unix()%64 == 0 { // now and then, not on every start
+		if _, err := models.PurgeOAuthStates(db, now.Add(-models.OAuthStateLifetime), 1000); err != nil {
+			f.log.Warn("ingest: purge oauth states", "err", err)
+		}
+	}
+	state, err := models.CreateOAuthState(db, a.TenantID, a.ID, scope, ret, now)
+	if err != nil {
+		return "", err
+	}
+	creds := wechat.App{AppID: a.AppID, Authorized: a.BindingMode == models.ModeAuthorized}
+	return f.wx.AuthorizeURL(creds, f.OAuthRedirectURI(key), scope, state)
+}
+
+// FinishOAuth completes a trip: the state must be this app's, unused and
+// fresh; the code is exchanged; a snapshot-page user is refused with nothing
+// stored; otherwise the identity is recorded (with nickname and avatar under
+// snsapi_userinfo) and the checked return URL is given back.
+func (f *Flows) FinishOAuth(ctx context.Context, key, code, state string) (*OAuthResult, error) {
+	a, err := f.OAuthApp(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	db := f.db.WithContext(ctx)
+	st, err := models.ConsumeOAuthState(db, a.TenantID, a.ID, state, f.now())
+	if errors.Is(err, models.ErrNotFound) {
+		return nil, ErrOAuthState
+	}
+	if err != nil {
+		return nil, err
+	}
+	res := &OAuthResult{ReturnURL: st.ReturnURL}
+	if code == "" {
+		return res, ErrOAuthDenied
+	}
+	if f.wx == nil {
+		return res, ErrNoWeChat
+	}
+	creds, err := CredentialsOf(f.sealer, a)
+	if err != nil {
+		return res, err
+	}
+	tok, err := f.wx.OAuthExchange(ctx, creds, code)
+	if err != nil {
+		return res, wechatFailure(err)
+	}
+	if tok.Snapshot() {
+		res.Snapshot = true
+		return res, nil
+	}
+	o := models.Observation{AppID: a.ID, OpenID: tok.OpenID, UnionID: tok.UnionID, Source: models.SourceOAuth, At: f.now()}
+	if strings.Contains(tok.Scope, wechat.ScopeUserInfo) {
+		u, err := f.wx.SNSUserInfo(ctx, tok.AccessToken, tok.OpenID, "zh_CN")
+		switch {
+		case err != nil:
+			f.log.Warn("ingest: sns/userinfo", "app_id", a.ID, "errcode", wechat.Code(err), "err", err)
+		case u.OpenID != "" && u.OpenID != tok.OpenID:
+			f.log.Warn("ingest: sns/userinfo answered for another openid", "app_id", a.ID)
+		default:
+			o.Nickname, o.AvatarURL = u.Nickname, u.HeadImgURL
+			if o.UnionID == "" {
+				o.UnionID = u.UnionID
+			}
+		}
+	} else if o.UnionID == "" {
+		o.NoUnionIDReason = models.UnlinkedSnsapiBase
+	}
+	out, err := resolveOne(db, a.TenantID, o)
+	if err != nil {
+		return res, err
+	}
+	res.CustomerID, res.OpenID = out.CustomerID, tok.OpenID
+	return res, nil
+}
+
+// resolveOne resolves a single observation and turns its refusal into an error.
+func resolveOne(db *gorm.DB, tenantID int64, o models.Observation) (models.Outcome, error) {
+	r, err := models.Resolve(db, tenantID, []models.Observation{o})
+	if err != nil {
+		return models.Outcome{}, err
+	}
+	out := r.Outcomes[0]
+	if out.Err != nil {
+		return out, fmt.Errorf("ingest: %w", out.Err)
+	}
+	return out, nil
+}
+
+// CheckReturnURL accepts where an OAuth trip may end: a path on OneID itself
+// ("/…", not "//…"), or an absolute http(s) URL whose host is OneID's public
+// host or one of hosts (exactly, port included). It returns the URL to
+// redirect to. Anything else — other hosts, user-info tricks
+// ("https://good@evil"), backslashes, control characters — is refused.
+func CheckReturnURL(publicURL string, hosts []string, raw string) (string, bool) {
+	if raw == "" || len(raw) > 1024 || strings.ContainsAny(raw, "\\\x00\r\n\t") {
+		return "", false
+	}
+	for _, r := range raw {
+		if r < 0x20 || r == 0x7f {
+			return "", false
+		}
+	}
+	pub, err := url.Parse(publicURL)
+	if err != nil || pub.Host == "" {
+		return "", false
+	}
+	if strings.HasPrefix(raw, "/") {
+		if strings.HasPrefix(raw, "//") {
+			return "", false
+		}
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+			return "", false
+		}
+		return pub.Scheme + "://" + pub.Host + u.RequestURI() + fragment(u), true
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Opaque != "" {
+		return "", false
+	}
+	host := strings.ToLower(u.Host)
+	allowed := host == strings.ToLower(pub.Host)
+	for _, h := range hosts {
+		if host == h {
+			allowed = true
+		}
+	}
+	if !allowed {
+		return "", false
+	}
+	return u.String(), true
+}
+
+func fragment(u *url.URL) string {
+	if u.Fragment == "" {
+		return ""
+	}
+	return "#" + u.EscapedFragment()
+}

@@ -1,0 +1,192 @@
+package models
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// States of a stored callback event.
+const (
+	CallbackPending   = 0 // stored, not resolved yet
+	CallbackProcessed = 1 // resolved into identities
+	CallbackFailed    = 2 // gave up after CallbackMaxAttempts
+)
+
+// CallbackMaxAttempts bounds how often the worker tries one event before it
+// marks it failed (the error is kept on the row).
+const CallbackMaxAttempts = 5
+
+// CallbackEvent is one official-account push in the inbox: stored when it
+// arrives, resolved later by the worker. (AppID, DedupKey) is unique, so
+// WeChat's retries of a push are stored once.
+type CallbackEvent struct {
+	ID          int64 `gorm:"primaryKey"`
+	TenantID    int64
+	AppID       int64
+	DedupKey    string
+	OpenID      string `gorm:"column:openid"`
+	Event       string
+	EventKey    string
+	CreateTime  int64
+	State       int
+	Claim       string
+	LeaseUntil  *time.Time
+	Attempts    int
+	Error       string
+	ReceivedAt  time.Time
+	ProcessedAt *time.Time
+}
+
+// CallbackDedupKey names a push across WeChat's retries: FromUserName,
+// CreateTime and the event (a follow and an unfollow in the same second are
+// two pushes).
+func CallbackDedupKey(openID string, createTime int64, event string) string {
+	return clipString(fmt.Sprintf("%s|%d|%s", openID, createTime, event), 128)
+}
+
+// FindAppByCallbackKey finds the bound app whose callback URL ends in key, in
+// whichever tenant holds it: WeChat's push names no tenant. Unbound apps and
+// unknown keys are ErrNotFound.
+func FindAppByCallbackKey(db *gorm.DB, key string) (*App, error) {
+	if key == "" || len(key) > 64 {
+		return nil, ErrNotFound
+	}
+	var a App
+	err := CrossTenant(db, "a WeChat push names its app by the callback key; the key's app names the tenant").
+		Where("callback_key = ? AND bound_appid IS NOT NULL", key).Take(&a).Error
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return &a, nil
+}
+
+// StoreCallbackEvents inserts pushes into the inbox in one statement. A push
+// already stored (a retry) is skipped by the unique key; the call still
+// succeeds. Rows may belong to several tenants: each carries its own
+// tenant_id, which the tenant guard checks.
+func StoreCallbackEvents(db *gorm.DB, events []CallbackEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	for i := range events {
+		e := &events[i]
+		e.ID, e.State, e.Claim, e.LeaseUntil, e.Attempts, e.ProcessedAt = 0, CallbackPending, "", nil, 0, nil
+		e.ReceivedAt = dbTime(e.ReceivedAt)
+		e.OpenID = clipString(e.OpenID, MaxWeChatIDLen)
+		e.Event = clipString(e.Event, 32)
+		e.EventKey = clipString(e.EventKey, 128)
+	}
+	err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&events).Error
+	if err != nil {
+		return fmt.Errorf("models: store %d callback events: %w", len(events), err)
+	}
+	return nil
+}
+
+// ClaimCallbackEvents leases up to limit pending events to the caller for
+// lease, oldest first, and returns them. Events leased by another worker are
+// skipped until their lease ends (a worker that died leaves them to the next).
+// Each claim counts as an attempt.
+func ClaimCallbackEvents(db *gorm.DB, now time.Time, lease time.Duration, limit int) ([]CallbackEvent, error) {
+	now = dbTime(now)
+	const reason = "the callback worker serves every tenant's inbox"
+	var ids []int64
+	err := CrossTenant(db, reason).Model(&CallbackEvent{}).
+		Where("state = ? AND (lease_until IS NULL OR lease_until < ?)", CallbackPending, now).
+		Order("id").Limit(limit).Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: find pending callback events: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	claim := newClaim()
+	until := now.Add(lease)
+	err = CrossTenant(db, reason).Model(&CallbackEvent{}).
+		Where("id IN ? AND state = ? AND (lease_until IS NULL OR lease_until < ?)", ids, CallbackPending, now).
+		Updates(map[string]any{"claim": claim, "lease_until": until, "attempts": gorm.Expr("attempts + 1")}).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: claim callback events: %w", err)
+	}
+	var out []CallbackEvent
+	err = CrossTenant(db, reason).Where("id IN ? AND claim = ?", ids, claim).Order("id").Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: read claimed callback events: %w", err)
+	}
+	return out, nil
+}
+
+func newClaim() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// FinishCallbackEvents marks a tenant's claimed events processed.
+func FinishCallbackEvents(db *gorm.DB, tenantID int64, ids []int64, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := db.Model(&CallbackEvent{}).Scopes(ForTenant(tenantID)).Where("id IN ?", ids).
+		Updates(map[string]any{"state": CallbackProcessed, "processed_at": dbTime(now), "claim": "", "lease_until": nil, "error": ""}).Error
+	if err != nil {
+		return fmt.Errorf("models: finish %d callback events: %w", len(ids), err)
+	}
+	return nil
+}
+
+// ReleaseCallbackEvents gives claimed events back after a failure, with the
+// error: they are tried again after retryAfter, or marked failed once they
+// have had CallbackMaxAttempts attempts.
+func ReleaseCallbackEvents(db *gorm.DB, tenantID int64, ids []int64, cause error, now time.Time, retryAfter time.Duration) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	msg := "failed"
+	if cause != nil {
+		msg = clipString(cause.Error(), 255)
+	}
+	now = dbTime(now)
+	err := db.Model(&CallbackEvent{}).Scopes(ForTenant(tenantID)).Where("id IN ? AND attempts >= ?", ids, CallbackMaxAttempts).
+		Updates(map[string]any{"state": CallbackFailed, "processed_at": now, "claim": "", "lease_until": nil, "error": msg}).Error
+	if err == nil {
+		err = db.Model(&CallbackEvent{}).Scopes(ForTenant(tenantID)).Where("id IN ? AND state = ?", ids, CallbackPending).
+			Updates(map[string]any{"claim": "", "lease_until": now.Add(retryAfter), "error": msg}).Error
+	}
+	if err != nil {
+		return fmt.Errorf("models: release %d callback events: %w", len(ids), err)
+	}
+	return nil
+}
+
+// PurgeCallbackEvents deletes up to limit settled events received before
+// before (their retries are long over) and returns how many went.
+func PurgeCallbackEvents(db *gorm.DB, before time.Time, limit int) (int64, error) {
+	var ids []int64
+	q := CrossTenant(db, "the callback worker purges every tenant's settled inbox rows")
+	err := q.Model(&CallbackEvent{}).Where("received_at < ? AND state <> ?", dbTime(before), CallbackPending).
+		Order("received_at").Limit(limit).Pluck("id", &ids).Error
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	res := CrossTenant(db, "the callback worker purges every tenant's settled inbox rows").
+		Where("id IN ?", ids).Delete(&CallbackEvent{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("models: purge callback events: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// CallbackBacklog counts events not yet resolved (pending), for health checks
+// and tests.
+func CallbackBacklog(db *gorm.DB) (int64, error) {
+	var n int64
+	err := CrossTenant(db, "the inbox backlog spans tenants").Model(&CallbackEvent{}).
+		Where("state = ?", CallbackPending).Count(&n).Error
+	return n, err
+}
