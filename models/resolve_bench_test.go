@@ -72,6 +72,28 @@ func BenchmarkResolveNewUnlinkedFollowers(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
 }
 
+// BenchmarkResolveSecondAppFollowers: a first sync of a second account in the
+// same open-platform account: 1,000 new identities per op, each joining the
+// customer the first account's sync made (the upsert's update half).
+func BenchmarkResolveSecondAppFollowers(b *testing.B) {
+	w := newWorld(b, dbtest.MySQL(b))
+	batches := make([][]models.Observation, b.N)
+	for i := range batches {
+		first := syncBatch(w, i, 1)
+		mustResolve(b, w, first, models.Created)
+		batches[i] = syncBatch(w, i, 1)
+		for j := range batches[i] {
+			batches[i][j].AppID = w.appB
+			batches[i][j].OpenID = "oB" + batches[i][j].OpenID // same person (same unionid), another app
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		mustResolve(b, w, batches[i], models.Created)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+}
+
 // resyncWorld holds 100 batches of known followers.
 func resyncWorld(b *testing.B) (*world, [][]models.Observation) {
 	w := newWorld(b, dbtest.MySQL(b))
@@ -199,6 +221,30 @@ func BenchmarkPeerSelect1000Identities(b *testing.B) {
 		rows.Close()
 		if n != benchBatch {
 			b.Fatalf("%d rows", n)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+}
+
+// BenchmarkPeerInsert1000Events: what one "followed" row per new follower
+// would add to a first sync (the reason Resolve writes none: followedOnSync).
+func BenchmarkPeerInsert1000Events(b *testing.B) {
+	w := newWorld(b, dbtest.MySQL(b))
+	sqlDB, err := w.db.DB()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for op := 0; op < b.N; op++ {
+		args := make([]any, 0, benchBatch*6)
+		rows := make([]string, benchBatch)
+		for i := range rows {
+			rows[i] = "(?,?,'followed',?,?,'scene=ADD_SCENE_QR_CODE',?,?)"
+			args = append(args, w.tenant, op*benchBatch+i, w.appA, fmt.Sprintf("oPeer%06d_%04d", op, i), t0, t0)
+		}
+		if _, err := sqlDB.Exec("INSERT INTO customer_events (tenant_id, customer_id, kind, app_id, openid, detail, occurred_at, created_at) VALUES "+
+			strings.Join(rows, ","), args...); err != nil {
+			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
