@@ -26,13 +26,18 @@ import (
 //   - Snapshot-mode users are never stored; blocked ids are refused.
 //   - Unsubscribing keeps the identity (subscribed=false, unsubscribed_at).
 //
-// Concurrency: one transaction per chunk of observations, retried whole on
-// deadlock. Identities are read without locks; those that will change are then
-// locked (FOR UPDATE, in id order) and compared with what was read, so a
-// concurrent change means "run again", never a lost update. New rows go in
-// through the unique keys: customers by INSERT … ON DUPLICATE KEY UPDATE
-// (ON CONFLICT on SQLite) in (namespace, unionid) order, identities by an
-// insert whose affected-row count must match, or the chunk runs again.
+// Concurrency (64 ingesters on the same people must never make two customers
+// for one UnionID or lose an identity): one transaction per chunk of up to
+// 1,000 observations, READ COMMITTED on MySQL, retried whole on deadlock or
+// lock wait timeout (RetryTx). The chunk's identities are first read without
+// locks; if nothing is to be written the chunk ends there. Otherwise all of
+// them are locked in one statement, in (app_id, openid) order on the forced
+// unique index, and planned again from the locked rows. Customers come next,
+// in (namespace, unionid) order, through upserts on the unique keys whose
+// update half only moves values forward, so concurrent writers commute. New
+// identities go in by a plain INSERT on UNIQUE(app_id, openid): one added by
+// someone else meanwhile sends the chunk back to a savepoint to adopt it as
+// known. See resolve_write.go.
 
 // Subscription is what an observation says about following an official account.
 type Subscription int8
