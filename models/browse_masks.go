@@ -275,8 +275,8 @@ func AssignAppBits(db *gorm.DB, tenantID int64) error {
 
 // RebuildCustomerMasks recomputes every customer's masks of a tenant, walking
 // them in id order a few thousand per transaction. It is for data written
-// around Resolve (models.Seed, repairs); progress, if set, is told how many
-// customers are done.
+// around Resolve (models.Seed, repairs) while nothing else writes the tenant;
+// progress, if set, is told how many customers are done.
 func RebuildCustomerMasks(ctx context.Context, db *gorm.DB, tenantID int64, progress func(done int)) (int, error) {
 	db = db.WithContext(ctx)
 	if err := AssignAppBits(db, tenantID); err != nil {
@@ -299,6 +299,9 @@ func RebuildCustomerMasks(ctx context.Context, db *gorm.DB, tenantID int64, prog
 			return done, nil
 		}
 		err = RetryTx(ctx, db, func(tx *gorm.DB) error {
+			if Dialect(tx) == DialectMySQL {
+				return rebuildMasksInSQL(tx, tenantID, ids[0], ids[len(ids)-1])
+			}
 			return RefreshCustomerMasks(tx, tenantID, ids)
 		}, readCommitted(db)...)
 		if err != nil {
@@ -310,6 +313,51 @@ func RebuildCustomerMasks(ctx context.Context, db *gorm.DB, tenantID int64, prog
 			progress(done)
 		}
 	}
+}
+
+// rebuildMasksInSQL recomputes the masks of the tenant's customers with ids
+// in [lo, hi] in one statement: MySQL groups the identities itself, which
+// is faster than reading them out. App bits are spelled into the statement
+// (at most 63), so identities are not joined to apps.
+func rebuildMasksInSQL(tx *gorm.DB, tenantID, lo, hi int64) error {
+	bits, err := appBits(tx, tenantID)
+	if err != nil {
+		return err
+	}
+	bit := "0"
+	if len(bits) > 0 {
+		ids := make([]int64, 0, len(bits))
+		for id := range bits {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(a, b int) bool { return ids[a] < ids[b] })
+		var b strings.Builder
+		b.WriteString("CASE i.app_id")
+		for _, id := range ids {
+			if bits[id] >= 0 && bits[id] < MaxMaskedApps {
+				fmt.Fprintf(&b, " WHEN %d THEN %d", id, int64(1)<<bits[id])
+			}
+		}
+		b.WriteString(" ELSE 0 END")
+		bit = b.String()
+	}
+	var src strings.Builder
+	src.WriteString("CASE i.source")
+	for _, s := range Sources() {
+		fmt.Fprintf(&src, " WHEN '%s' THEN %d", s, sourceBits[s])
+	}
+	src.WriteString(" ELSE 0 END")
+	sql := `UPDATE customers c LEFT JOIN (
+  SELECT i.customer_id, BIT_OR(` + bit + `) AS am, BIT_OR(CASE WHEN i.subscribed THEN ` + bit + ` ELSE 0 END) AS sm,
+    BIT_OR(` + src.String() + `) AS srm
+  FROM identities i WHERE i.tenant_id = ? AND i.customer_id BETWEEN ? AND ?
+  GROUP BY i.customer_id) m ON m.customer_id = c.id
+SET c.app_mask = COALESCE(m.am, 0), c.sub_mask = COALESCE(m.sm, 0), c.src_mask = COALESCE(m.srm, 0)
+WHERE c.tenant_id = ? AND c.id BETWEEN ? AND ?`
+	if err := tx.Exec(sql, tenantID, lo, hi, tenantID, lo, hi).Error; err != nil {
+		return fmt.Errorf("models: rebuild masks of customers %d–%d: %w", lo, hi, err)
+	}
+	return nil
 }
 
 func uniqueSorted(ids []int64) []int64 {
