@@ -13,7 +13,7 @@ import (
 // models.Seed, then the customers' masks and the dashboard's figures.
 func runSeed(ctx context.Context, args []string, env *environment) error {
 	fs := newFlagSet("seed", "write generated customers, identities and timelines into a tenant (development and benchmarks)", env)
-	slug := fs.String("tenant", "", "the tenant's slug, as `oneid tenant list` shows it (required)")
+	slug := fs.String("tenant", "", "the tenant's slug, as 'oneid tenant list' shows it (required)")
 	n := fs.Int("customers", 10000, "how many customers to add")
 	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same people")
 	if err := fs.Parse(args); err != nil {
