@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 
 	"gorm.io/gorm"
 
@@ -60,12 +61,17 @@ func boot(ctx context.Context, env *environment) (*system, error) {
 func (s *system) wechatClient() *wechat.Client {
 	w := s.cfg.WeChat
 	store := binding.ObserveTokens(models.NewWechatTokenStore(s.db, s.sealer), s.db, s.log)
+	// A follower sync keeps several batchget calls in flight: keep their
+	// connections open rather than the default two per host.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 32
 	return wechat.New(wechat.Config{
-		APIBase:  w.APIBase,
-		OpenBase: w.OpenBase,
-		MPBase:   w.MPBase,
-		Tokens:   store,
-		Logger:   s.log,
+		APIBase:    w.APIBase,
+		OpenBase:   w.OpenBase,
+		MPBase:     w.MPBase,
+		HTTPClient: &http.Client{Transport: transport},
+		Tokens:     store,
+		Logger:     s.log,
 		Component: wechat.Component{
 			AppID:  w.ComponentAppID,
 			Secret: w.ComponentSecret,

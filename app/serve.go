@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
+	"oneid/app/ingest"
+	"oneid/app/jobs"
 	"oneid/app/web"
 )
 
@@ -19,7 +22,8 @@ func runServe(ctx context.Context, args []string, env *environment) error {
 		return err
 	}
 	defer sys.close()
-	deps := web.Deps{Config: sys.cfg, DB: sys.db, Log: sys.log, Sealer: sys.sealer, WeChat: sys.wechatClient()}
+	wx := sys.wechatClient()
+	deps := web.Deps{Config: sys.cfg, DB: sys.db, Log: sys.log, Sealer: sys.sealer, WeChat: wx}
 	// Official accounts' pushes: stored by the HTTP handlers, resolved by
 	// this worker (every instance runs one; they share the inbox by lease).
 	deps.Callbacks = web.NewCallbacks(deps)
@@ -38,6 +42,18 @@ func runServe(ctx context.Context, args []string, env *environment) error {
 	if err != nil {
 		return err
 	}
+	// Background work stops with the server: the job runner hands the jobs
+	// it holds back to the queue (another instance, or this one restarted,
+	// resumes them from their checkpoints) and the sync scheduler stops.
+	background, stopBackground := context.WithCancel(ctx)
+	var workers sync.WaitGroup
+	defer func() { stopBackground(); workers.Wait() }()
+	runner := jobs.New(jobs.Config{DB: sys.db, Log: sys.log})
+	syncer := ingest.NewSyncer(ingest.SyncConfig{DB: sys.db, WeChat: wx, Sealer: sys.sealer, Log: sys.log})
+	runner.Register(syncer.Kind())
+	workers.Go(func() { _ = runner.Run(background) })
+	workers.Go(func() { _ = syncer.RunSchedules(background, time.Minute, runner.Wake) })
+
 	ln, err := net.Listen("tcp", sys.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", sys.cfg.Addr, err)

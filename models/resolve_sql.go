@@ -177,11 +177,17 @@ func supportsReturning(db *gorm.DB) bool {
 // concurrent writer into a deadlock candidate. So on MySQL the index is forced
 // (SQLite has no row locks: its writers queue for the file).
 func lockingVia(db *gorm.DB, tenantID int64, table, index string) *gorm.DB {
+	return readVia(db, tenantID, table, index).Clauses(clause.Locking{Strength: "UPDATE"})
+}
+
+// readVia starts a read of one of the tenant's tables through the named
+// index (forced on MySQL, whose optimiser misjudges small tables).
+func readVia(db *gorm.DB, tenantID int64, table, index string) *gorm.DB {
 	q := db.Table(table) // names the table for the tenant guard and column qualifiers
 	if Dialect(db) == DialectMySQL {
 		q.Statement.TableExpr = &clause.Expr{SQL: "`" + table + "` FORCE INDEX (" + index + ")"}
 	}
-	return q.Scopes(ForTenant(tenantID)).Clauses(clause.Locking{Strength: "UPDATE"})
+	return q.Scopes(ForTenant(tenantID))
 }
 
 // forceIndex is table with an index hint on MySQL, and table elsewhere.

@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"errors"
+	"fmt"
 	"math/bits"
 	"strings"
 	"testing"
@@ -366,6 +367,30 @@ func TestResolve(t *testing.T) {
 			}
 			if n, _ := models.MarkUnsubscribedExcept(w.db, w.tenant, w.appA, 2, passStart); n != 0 {
 				t.Fatalf("second sweep marked %d", n)
+			}
+		})
+
+		t.Run("SyncPassSweepWorksThroughManyLeavers", func(t *testing.T) {
+			w := newWorld(t, db)
+			defer w.checkMasks(t)
+			var obs []models.Observation
+			for i := range 1200 {
+				obs = append(obs, models.Observation{AppID: w.appA, OpenID: fmt.Sprintf("o%04d", i), UnionID: fmt.Sprintf("u%04d", i),
+					Subscription: models.Subscribed, SubscribeTime: at(-100), Source: models.SourceSync, At: at(0), SyncPass: 1})
+			}
+			w.resolve(t, obs...)
+			for i := range obs {
+				obs[i].SyncPass, obs[i].At = 2, at(61)
+			}
+			w.resolve(t, obs[:100]...) // pass 2 lists the first 100 only
+			n, err := models.MarkUnsubscribedExcept(w.db, w.tenant, w.appA, 2, at(60))
+			if err != nil || n != 1100 {
+				t.Fatalf("marked %d, %v; want 1100", n, err)
+			}
+			var following int64
+			w.db.Model(&models.Identity{}).Scopes(models.ForTenant(w.tenant)).Where("subscribed = ?", true).Count(&following)
+			if following != 100 {
+				t.Fatalf("%d still following, want 100", following)
 			}
 		})
 

@@ -23,6 +23,8 @@ type AppRow struct {
 	LastSyncAt    time.Time
 	// SharedSecret warns that another system seems to refresh the AppSecret.
 	SharedSecret bool
+	// Sync is the app's follower sync: the last one, or the live one's progress.
+	Sync SyncView
 }
 
 // OpenAccountGroup is an open-platform account with the apps bound to it.
@@ -160,6 +162,7 @@ type AppView struct {
 	SecretError string       // message key of the replace-secret field
 	Problem     *BindingProblem
 	Notice      string
+	Schedule    *SyncSchedule // an official account's scheduled sync, for admins
 }
 
 // IsSelfManaged reports an app bound by its AppSecret.

@@ -35,6 +35,13 @@ var notices = map[string]string{
 	"secret":   "apps.notice.secret",
 	"open":     "apps.notice.open",
 	"declared": "apps.notice.declared",
+
+	"sync_started":      "sync.notice.started",
+	"sync_active":       "sync.notice.active",
+	"sync_cancelled":    "sync.notice.cancelled",
+	"sync_not_live":     "sync.notice.not_live",
+	"sync_not_syncable": "sync.notice.not_syncable",
+	"sync_schedule":     "sync.notice.schedule",
 }
 
 func (s *Server) appsPage(c *fiber.Ctx) error {
@@ -79,7 +86,7 @@ func (s *Server) appsView(c *fiber.Ctx) (views.AppsView, error) {
 			g.Apps = append(g.Apps, row)
 		}
 	}
-	return v, nil
+	return v, s.withSyncViews(c, &v)
 }
 
 func (s *Server) appRow(c *fiber.Ctx, a *models.App) views.AppRow {
@@ -149,7 +156,7 @@ func (s *Server) appView(c *fiber.Ctx) (views.AppView, error) {
 			v.Targets = append(v.Targets, openTarget(&opens[i]))
 		}
 	}
-	return v, nil
+	return v, s.withSyncSchedule(c, &v)
 }
 
 // problemView is a refusal as the page shows it.

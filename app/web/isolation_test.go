@@ -201,7 +201,14 @@ var isolationCases = map[string]isolationCase{
 	"POST /t/:tenant/apps/:id/secret": inAAndWithAIDs("apps/{app}/secret", "secret", "0123456789abcdef0123456789abcdef"),
 	"GET /t/:tenant/apps/:id/unbind":  inAAndWithAIDs("apps/{app}/unbind"),
 	"POST /t/:tenant/apps/:id/unbind": inAAndWithAIDs("apps/{app}/unbind", "confirm", "yes"),
-	"POST /wechat/component":          untouched("WeChat's push, authenticated by its signature; it names no tenant, and one that does not verify changes nothing (apps_test.go)"),
+
+	// Follower syncs (sync_test.go gives A's app a live sync to aim at).
+	"GET /t/:tenant/apps/:id/sync":           inAAndWithAIDs("apps/{app}/sync?back=app"),
+	"POST /t/:tenant/apps/:id/sync":          inAAndWithAIDs("apps/{app}/sync", "back", "app"),
+	"POST /t/:tenant/apps/:id/sync/cancel":   inAAndWithAIDs("apps/{app}/sync/cancel", "back", "apps"),
+	"POST /t/:tenant/apps/:id/sync/schedule": inAAndWithAIDs("apps/{app}/sync/schedule", "enabled", "on", "every", "24"),
+
+	"POST /wechat/component": untouched("WeChat's push, authenticated by its signature; it names no tenant, and one that does not verify changes nothing (apps_test.go)"),
 	// Official accounts' pushes and web OAuth: public, named by the app's
 	// callback key, authenticated by WeChat's signature and by states bound
 	// to the app (callback_test.go, oauth_test.go). Aimed at A's app with
@@ -292,6 +299,7 @@ func seedIsolation(t *testing.T, h *harness, w *workspace) *isoTenant {
 	it.ids["audit"] = strconv.FormatInt(page.Events[0].ID+1, 10)
 	it.markers = append(it.markers, secret)
 	seedIsolationApps(t, h, w, it)
+	seedIsolationSync(t, h, w, it)
 	seedIsolationCustomers(t, h, w, it)
 	seedIsolationIngest(t, h, w, it)
 	return it

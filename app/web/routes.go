@@ -95,6 +95,11 @@ func (s *Server) routes() []route {
 		{"POST", "/t/:tenant/apps/:id/secret", tenants.AppsWrite, s.replaceSecret},
 		{"GET", "/t/:tenant/apps/:id/unbind", tenants.AppsWrite, s.unbindPage},
 		{"POST", "/t/:tenant/apps/:id/unbind", tenants.AppsWrite, s.unbindApp},
+		// Follower syncs: progress for whoever reads apps, the rest for admins.
+		{"GET", "/t/:tenant/apps/:id/sync", tenants.AppsRead, s.syncStatus},
+		{"POST", "/t/:tenant/apps/:id/sync", tenants.SyncWrite, s.startSync},
+		{"POST", "/t/:tenant/apps/:id/sync/cancel", tenants.SyncWrite, s.cancelSync},
+		{"POST", "/t/:tenant/apps/:id/sync/schedule", tenants.SyncWrite, s.scheduleSync},
 		{"GET", "/t/:tenant/apps/:id/oauth", tenants.AppsRead, s.oauthSettingsPage},
 		{"POST", "/t/:tenant/apps/:id/oauth", tenants.AppsWrite, s.saveOAuthHosts},
 		{"GET", "/t/:tenant/exports", tenants.ExportsRead, s.placeholder("exports")},
