@@ -305,7 +305,7 @@ func TestResolve(t *testing.T) {
 		t.Run("ResolvingTheSameSyncAgainWritesNothing", func(t *testing.T) {
 			w := newWorld(t, db)
 			var obs []models.Observation
-			for i := range 50 {
+			for i := range 250 { // more than SQLite's 100 rows a statement
 				o := models.Observation{AppID: w.appA, OpenID: "oA" + randHex(4), Subscription: models.Subscribed,
 					SubscribeTime: at(-i), Source: models.SourceSync, At: at(0), SyncPass: 7}
 				if i%3 != 0 {
@@ -316,8 +316,15 @@ func TestResolve(t *testing.T) {
 				obs = append(obs, o)
 			}
 			first := w.resolve(t, obs...)
-			if first.Counts[models.Created] != 50 {
+			if first.Counts[models.Created] != len(obs) {
 				t.Fatalf("counts %v", first.Counts)
+			}
+			// The ids reported for rows inserted many to a statement are the rows'.
+			for i, o := range obs {
+				id := w.identity(t, o.AppID, o.OpenID)
+				if got := first.Outcomes[i]; id == nil || got.IdentityID != id.ID || got.CustomerID != id.CustomerID {
+					t.Fatalf("observation %d: outcome %+v, stored %+v", i, got, id)
+				}
 			}
 			var maxBefore struct{ I, C, E int64 }
 			snapshot := func() (s struct{ I, C, E int64 }) {
@@ -331,7 +338,7 @@ func TestResolve(t *testing.T) {
 				obs[i].At = at(600) // a later pass: nothing changed but the clock
 			}
 			again := w.resolve(t, obs...)
-			if again.Counts[models.Unchanged] != 50 {
+			if again.Counts[models.Unchanged] != len(obs) {
 				t.Fatalf("counts %v", again.Counts)
 			}
 			if got := snapshot(); got != maxBefore {
