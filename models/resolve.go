@@ -141,6 +141,22 @@ const (
 // database only. Work is split into transactions of up to 1,000 observations,
 // each retried whole on deadlock; pass a transaction as db to make the whole
 // call one unit (then the caller's RetryTx retries it). The context is db's.
+//
+// How each path fills an Observation:
+//   - follower sync: Source sync, SyncPass = the pass (job) id, Subscription
+//     from user/info's subscribe, SubscribeTime, SubscribeScene, UnionID (or
+//     NoUnionIDReason not_follower when subscribe=0); at the end of a complete
+//     pass, MarkUnsubscribedExcept. Re-listing unchanged followers writes
+//     nothing but the pass mark.
+//   - callback event: Source event, At = the event's CreateTime (retried
+//     deliveries are then no-ops); subscribe/unsubscribe set Subscription.
+//   - OAuth: Source oauth; snsapi_base gives NoUnionIDReason snsapi_base;
+//     is_snapshotuser=1 sets Snapshot.
+//   - mini-program login, paid UnionID: Source miniprogram / paid, UnionID if
+//     WeChat gave one.
+//   - CSV import: Source import. For "nothing half-imported", call Resolve
+//     inside RetryTx and return an error when Rejections() is not empty, so the
+//     transaction rolls back.
 func Resolve(db *gorm.DB, tenantID int64, obs []Observation) (ResolveResult, error) {
 	res := ResolveResult{Outcomes: make([]Outcome, len(obs)), Counts: map[Change]int{}}
 	if tenantID <= 0 {
