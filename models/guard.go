@@ -40,6 +40,9 @@ var TenantTables = map[string]bool{
 	"callback_events":    true,
 	"oauth_states":       true,
 	"oauth_return_hosts": true,
+
+	"exports":       true,
+	"export_chunks": true,
 }
 
 // ForTenant scopes a statement to one tenant; use it as db.Scopes(ForTenant(id)).

@@ -1,0 +1,467 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Exports read the customers the list shows for a filter (planList: the same
+// conditions, index and order), a batch of customers at a time by keyset, and
+// each batch's identities by customer id. Rows are read with raw column scans
+// into one byte arena per batch, and the next batch is read while the caller
+// writes the current one, so memory holds two batches whatever the size.
+
+// Export shapes: what one line of an export file is.
+const (
+	ExportProfiles   = "profiles"   // a customer, with one OpenID column per app
+	ExportIdentities = "identities" // an identity (app, OpenID) with its customer
+)
+
+// ExportShapes lists the shapes in display order.
+func ExportShapes() []string { return []string{ExportProfiles, ExportIdentities} }
+
+// ValidExportShape reports one of ExportShapes.
+func ValidExportShape(s string) bool { return s == ExportProfiles || s == ExportIdentities }
+
+// Customers read per query: big enough that a round trip is nothing beside
+// the rows, small enough that a batch is a few megabytes.
+const (
+	exportBatchMySQL  = 10000
+	exportBatchSQLite = 2000
+)
+
+// ProfileRow is one customer of a profiles export. Byte slices point into the
+// batch's arena: valid while the batch is.
+type ProfileRow struct {
+	ID        int64
+	UnionID   []byte // nil for an unlinked customer
+	Nickname  []byte
+	FirstSeen time.Time
+	LastSeen  time.Time
+	// OpenIDs has one entry per app of the export (ExportBatch.Apps order):
+	// the customer's OpenID there, nil if none; several, one a line.
+	OpenIDs [][]byte
+}
+
+// IdentityRow is one identity of an identities export.
+type IdentityRow struct {
+	CustomerID    int64
+	UnionID       []byte // the customer's; nil when unlinked
+	App           int    // index into ExportBatch.Apps
+	OpenID        []byte
+	Subscribed    bool
+	SubscribeTime time.Time // zero when unknown
+	Source        []byte
+	FirstSeen     time.Time
+	LastSeen      time.Time
+}
+
+// ExportBatch is one batch of an export: the customers of one keyset step and,
+// by shape, their profile rows or their identities.
+type ExportBatch struct {
+	Shape      string
+	Apps       []BrowseApp
+	Profiles   []ProfileRow  // ExportProfiles
+	Identities []IdentityRow // ExportIdentities
+	// Customers is how many customers the batch covers; Last is the position
+	// of its last one, from which an export resumes.
+	Customers int
+	Last      Cursor
+
+	arena    []byte
+	openIDs  [][]byte
+	ids      []int64
+	pos      map[int64]int32
+	sortBuf  []identityAt
+	identBuf []IdentityRow
+}
+
+// Rows is how many lines the batch writes.
+func (b *ExportBatch) Rows() int {
+	if b.Shape == ExportIdentities {
+		return len(b.Identities)
+	}
+	return len(b.Profiles)
+}
+
+// ExportRequest says what to export.
+type ExportRequest struct {
+	Shape  string
+	Filter CustomerFilter // its position (After, Before) is ignored
+	// After resumes the walk after this customer (a job's checkpoint).
+	After *Cursor
+	// BatchSize overrides the customers read per query (tests use small ones).
+	BatchSize int
+}
+
+// ExportStats is what an export read.
+type ExportStats struct {
+	Customers int64
+	Rows      int64
+}
+
+// ExportCustomers reads the tenant's customers matching the filter, in the
+// list's order, and calls write for each batch, in order. The batch is valid
+// until write returns; meanwhile the next one is read. apps are the tenant's
+// (BrowseApps): an export's columns. An error from write stops the export
+// and is returned.
+func ExportCustomers(ctx context.Context, db *gorm.DB, tenantID int64, apps []BrowseApp, req ExportRequest,
+	write func(*ExportBatch) error) (ExportStats, error) {
+	var st ExportStats
+	if tenantID <= 0 {
+		return st, fmt.Errorf("%w: export customers of tenant %d", ErrUnscopedQuery, tenantID)
+	}
+	if !ValidExportShape(req.Shape) {
+		return st, fmt.Errorf("models: export: unknown shape %q", req.Shape)
+	}
+	db = db.WithContext(ctx)
+	f := req.Filter.FirstPage()
+	q, err := planList(db, tenantID, f, apps)
+	if err != nil || q.none {
+		return st, err
+	}
+	size := req.BatchSize
+	if size <= 0 {
+		size = exportBatchSQLite
+		if q.mysql {
+			size = exportBatchMySQL
+		}
+	}
+	r := &exportReader{q: q, tenantID: tenantID, apps: apps, shape: req.Shape, size: size, appIndex: map[int64]int{}}
+	for i, a := range apps {
+		r.appIndex[a.ID] = i
+	}
+
+	// Two batches take turns: one being written, the other being read.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	free := make(chan *ExportBatch, 2)
+	full := make(chan *ExportBatch, 1)
+	free <- &ExportBatch{}
+	free <- &ExportBatch{}
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(full)
+		after := req.After
+		for {
+			var b *ExportBatch
+			select {
+			case b = <-free:
+			case <-ctx.Done():
+				readErr <- ctx.Err()
+				return
+			}
+			if err := r.read(ctx, b, after); err != nil {
+				readErr <- err
+				return
+			}
+			if b.Customers == 0 {
+				readErr <- nil
+				return
+			}
+			last := b.Last
+			after = &last
+			more := b.Customers == size
+			select {
+			case full <- b:
+			case <-ctx.Done():
+				readErr <- ctx.Err()
+				return
+			}
+			if !more {
+				readErr <- nil
+				return
+			}
+		}
+	}()
+	var werr error
+	for b := range full {
+		if werr == nil {
+			if werr = write(b); werr != nil {
+				cancel()
+			} else {
+				st.Customers += int64(b.Customers)
+				st.Rows += int64(b.Rows())
+			}
+		}
+		free <- b
+	}
+	rerr := <-readErr
+	if werr != nil {
+		return st, werr
+	}
+	if rerr != nil {
+		return st, fmt.Errorf("models: export customers: %w", rerr)
+	}
+	return st, nil
+}
+
+// exportReader reads the batches of one export.
+type exportReader struct {
+	q        *listQuery
+	tenantID int64
+	apps     []BrowseApp
+	appIndex map[int64]int
+	shape    string
+	size     int
+}
+
+type identityAt struct {
+	cust, app int32
+	id        int64
+	row       IdentityRow
+}
+
+// read fills b with the customers after the cursor (from the top when nil)
+// and their identities.
+func (r *exportReader) read(ctx context.Context, b *ExportBatch, after *Cursor) error {
+	b.Apps, b.Shape = r.apps, r.shape
+	b.Profiles, b.Identities, b.Customers = b.Profiles[:0], nil, 0
+	b.arena, b.openIDs, b.ids = b.arena[:0], b.openIDs[:0], b.ids[:0]
+	if b.pos == nil {
+		b.pos = make(map[int64]int32, r.size)
+	}
+	clear(b.pos)
+
+	q := *r.q
+	q.f.After, q.f.Before = after, nil
+	byFirst := q.f.sortColumn() == "first_seen_at"
+	query, args := q.pageSQL("c.id, c.unionid, c.nickname, c.first_seen_at, c.last_seen_at", r.size)
+	rows, err := q.db.Raw(query, args...).Rows()
+	if err != nil {
+		return err
+	}
+	var (
+		id          int64
+		union, nick sql.RawBytes
+		first, last time.Time
+	)
+	for rows.Next() {
+		if err := rows.Scan(&id, &union, &nick, &first, &last); err != nil {
+			rows.Close()
+			return err
+		}
+		p := ProfileRow{ID: id, FirstSeen: first, LastSeen: last}
+		p.UnionID, p.Nickname = b.keep(union), b.keep(nick)
+		if p.Nickname == nil {
+			p.Nickname = []byte{}
+		}
+		b.pos[id] = int32(len(b.Profiles))
+		b.Profiles = append(b.Profiles, p)
+		b.ids = append(b.ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	b.Customers = len(b.Profiles)
+	if b.Customers == 0 {
+		return nil
+	}
+	lastRow := b.Profiles[b.Customers-1]
+	b.Last = Cursor{At: lastRow.LastSeen, ID: lastRow.ID}
+	if byFirst {
+		b.Last.At = lastRow.FirstSeen
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r.shape == ExportProfiles {
+		return r.readOpenIDs(b)
+	}
+	return r.readIdentities(b)
+}
+
+// keep copies raw column bytes into the arena; nil stays nil (SQL NULL).
+func (b *ExportBatch) keep(raw sql.RawBytes) []byte {
+	if raw == nil {
+		return nil
+	}
+	start := len(b.arena)
+	b.arena = append(b.arena, raw...)
+	return b.arena[start:len(b.arena):len(b.arena)]
+}
+
+// identitiesSQL selects cols of the identities of the batch's customers. The
+// ids are integers read from the database, written into the statement.
+func (r *exportReader) identitiesSQL(cols string, ids []int64) string {
+	var sb strings.Builder
+	sb.Grow(len(cols) + 80 + 9*len(ids))
+	sb.WriteString("SELECT ")
+	sb.WriteString(cols)
+	sb.WriteString(" FROM identities WHERE tenant_id = ")
+	sb.WriteString(strconv.FormatInt(r.tenantID, 10))
+	sb.WriteString(" AND customer_id IN (")
+	var num [20]byte
+	for i, id := range ids {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.Write(strconv.AppendInt(num[:0], id, 10))
+	}
+	sb.WriteString(")")
+	return sb.String()
+}
+
+// readOpenIDs fills each profile's OpenID per app.
+func (r *exportReader) readOpenIDs(b *ExportBatch) error {
+	n := len(r.apps)
+	need := b.Customers * n
+	if cap(b.openIDs) < need {
+		b.openIDs = make([][]byte, need)
+	}
+	b.openIDs = b.openIDs[:need]
+	clear(b.openIDs)
+	for i := range b.Profiles {
+		b.Profiles[i].OpenIDs = b.openIDs[i*n : (i+1)*n : (i+1)*n]
+	}
+	rows, err := r.q.db.Raw(r.identitiesSQL("customer_id, app_id, openid", b.ids)).Rows()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var (
+		cust, app int64
+		openid    sql.RawBytes
+	)
+	for rows.Next() {
+		if err := rows.Scan(&cust, &app, &openid); err != nil {
+			return err
+		}
+		i, ok := b.pos[cust]
+		a, known := r.appIndex[app]
+		if !ok || !known {
+			continue // an app added since the export started
+		}
+		cell := &b.Profiles[i].OpenIDs[a]
+		if *cell == nil {
+			*cell = b.keep(openid)
+			continue
+		}
+		// A second OpenID in one app (rare): both, one a line.
+		start := len(b.arena)
+		b.arena = append(b.arena, *cell...)
+		b.arena = append(b.arena, '\n')
+		b.arena = append(b.arena, openid...)
+		*cell = b.arena[start:len(b.arena):len(b.arena)]
+	}
+	return rows.Err()
+}
+
+// readIdentities fills the batch's identity rows, ordered like the customers,
+// then by app and id.
+func (r *exportReader) readIdentities(b *ExportBatch) error {
+	rows, err := r.q.db.Raw(r.identitiesSQL(
+		"id, customer_id, app_id, openid, subscribed, subscribe_time, source, first_seen_at, last_seen_at", b.ids)).Rows()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var (
+		id, cust, app  int64
+		openid, source sql.RawBytes
+		subscribed     bool
+		subTime        sql.NullTime
+		first, last    time.Time
+	)
+	at := b.sortBuf[:0]
+	for rows.Next() {
+		if err := rows.Scan(&id, &cust, &app, &openid, &subscribed, &subTime, &source, &first, &last); err != nil {
+			return err
+		}
+		i, ok := b.pos[cust]
+		a, known := r.appIndex[app]
+		if !ok || !known {
+			continue
+		}
+		row := IdentityRow{CustomerID: cust, UnionID: b.Profiles[i].UnionID, App: a, OpenID: b.keep(openid),
+			Subscribed: subscribed, Source: b.keep(source), FirstSeen: first, LastSeen: last}
+		if subTime.Valid {
+			row.SubscribeTime = subTime.Time
+		}
+		at = append(at, identityAt{cust: i, app: int32(a), id: id, row: row})
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	slices.SortFunc(at, func(x, y identityAt) int {
+		switch {
+		case x.cust != y.cust:
+			return int(x.cust - y.cust)
+		case x.app != y.app:
+			return int(x.app - y.app)
+		case x.id < y.id:
+			return -1
+		case x.id > y.id:
+			return 1
+		}
+		return 0
+	})
+	b.sortBuf = at
+	out := b.identBuf[:0]
+	for k := range at {
+		out = append(out, at[k].row)
+	}
+	b.identBuf, b.Identities = out, out
+	return nil
+}
+
+// ExportCount is how many customers and lines an export of a filter holds.
+type ExportCount struct {
+	Customers int64
+	Rows      int64
+	// Capped: more than the cap asked for; the figures are the cap.
+	Capped bool
+}
+
+// CountExport counts what an export of the filter writes, exactly: the
+// confirmation says it before anything leaves. With capAt > 0 it stops
+// counting lines past capAt (cheap: enough to choose between streaming and a
+// background job).
+func CountExport(ctx context.Context, db *gorm.DB, tenantID int64, apps []BrowseApp, shape string, f CustomerFilter, capAt int64) (ExportCount, error) {
+	var c ExportCount
+	if !ValidExportShape(shape) {
+		return c, fmt.Errorf("models: count export: unknown shape %q", shape)
+	}
+	db = db.WithContext(ctx)
+	q, err := planList(db, tenantID, f.FirstPage(), apps)
+	if err != nil || q.none {
+		return c, err
+	}
+	where, args := q.where(true, nil, nil)
+	customers := "SELECT id FROM customers" + q.hint(q.index) + " WHERE " + where
+	limit := ""
+	if capAt > 0 {
+		limit = " LIMIT " + strconv.FormatInt(capAt+1, 10)
+	}
+	if err := db.Raw("SELECT COUNT(*) FROM ("+customers+limit+") t", args...).Scan(&c.Customers).Error; err != nil {
+		return c, fmt.Errorf("models: count export: %w", err)
+	}
+	c.Rows = c.Customers
+	if shape == ExportIdentities && c.Customers > 0 {
+		var sql string
+		if !f.Narrowed() {
+			// Every identity of the tenant belongs to one of its customers.
+			sql, args = "SELECT COUNT(*) FROM (SELECT 1 FROM identities WHERE tenant_id = ?"+limit+") t", []any{tenantID}
+		} else {
+			sql = "SELECT COUNT(*) FROM (SELECT 1 FROM identities ei WHERE ei.tenant_id = ? AND ei.customer_id IN (" +
+				customers + ")" + limit + ") t"
+			args = append([]any{tenantID}, args...)
+		}
+		if err := db.Raw(sql, args...).Scan(&c.Rows).Error; err != nil {
+			return c, fmt.Errorf("models: count export: %w", err)
+		}
+	}
+	if capAt > 0 && (c.Rows > capAt || c.Customers > capAt) {
+		c.Capped = true
+		c.Rows, c.Customers = min(c.Rows, capAt+1), min(c.Customers, capAt+1)
+	}
+	return c, nil
+}
