@@ -74,6 +74,9 @@ type CustomersView struct {
 	// Problem is the message key shown instead of results when the filter was
 	// refused.
 	Problem string
+	// Export leads to the export of the current filter; "" for a role that
+	// may not export.
+	Export string
 }
 
 // IdentityView is one (app, OpenID) of a profile.

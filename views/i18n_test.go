@@ -36,7 +36,7 @@ func TestCatalogsAgreeOnFormatVerbs(t *testing.T) {
 // Keys built at run time ("nav." + section, "role." + role) are checked with
 // the values they take.
 func TestEveryKeyInTheSourcesIsInTheCatalog(t *testing.T) {
-	literal := regexp.MustCompile(`"((?:locale|tenants|role|auth|nav|field|form|signup|error|members|invite|accept|audit|placeholder|apps|customers|profile|dashboard|oauth|imports)\.[a-z0-9_.-]*[a-z0-9_])"`)
+	literal := regexp.MustCompile(`"((?:locale|tenants|role|auth|nav|field|form|signup|error|members|invite|accept|audit|placeholder|apps|customers|profile|dashboard|oauth|imports|export|exports)\.[a-z0-9_.-]*[a-z0-9_])"`)
 	var files []string
 	for _, pattern := range []string{"*.templ", "*.go", "../app/web/*.go"} {
 		m, _ := filepath.Glob(pattern)
@@ -60,6 +60,16 @@ func TestEveryKeyInTheSourcesIsInTheCatalog(t *testing.T) {
 	}
 	for _, section := range []string{"dashboard", "customers", "apps", "exports", "settings"} {
 		used["placeholder."+section] = true
+	}
+	// Exports: shapes, states and audit actions.
+	for _, shape := range []string{"profiles", "identities"} {
+		used["exports.shape."+shape], used["exports.shape_hint."+shape] = true, true
+	}
+	for _, st := range []string{"streaming", "done", "downloaded", "queued", "running", "ready", "failed", "cancelled", "expired"} {
+		used["exports.state."+st] = true
+	}
+	for _, a := range []string{"streamed", "started", "ready", "failed", "cancelled", "downloaded"} {
+		used["audit.action.export_"+a] = true
 	}
 	for _, role := range []string{"admin", "marketer", "viewer"} {
 		used["role."+role], used["role."+role+".summary"] = true, true
