@@ -80,7 +80,7 @@ func TestBrowserBrowsesCustomers(t *testing.T) {
 	if err := chromedp.Do(first, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
-	deadline, cancelDeadline := context.WithTimeout(first, 120*time.Second)
+	deadline, cancelDeadline := context.WithTimeout(first, 300*time.Second)
 	defer cancelDeadline()
 
 	step := func(ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -123,7 +123,7 @@ func TestBrowserBrowsesCustomers(t *testing.T) {
 	// waitFor polls a JavaScript condition: htmx swaps arrive asynchronously.
 	waitFor := func(ctx context.Context, what, js string) {
 		t.Helper()
-		for end := time.Now().Add(10 * time.Second); ; {
+		for end := time.Now().Add(30 * time.Second); ; {
 			ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
 			if err == nil && ok {
 				return
@@ -276,7 +276,7 @@ func TestBrowserBrowsesCustomers(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`[data-testid="filter-linked"]`), "no"),
 		chromedp.Click(chromedp.CSS(`[data-testid="filter-submit"]`)),
 	)
-	for end := time.Now().Add(10 * time.Second); location(noJS) != w.path("customers?linked=no"); {
+	for end := time.Now().Add(30 * time.Second); location(noJS) != w.path("customers?linked=no"); {
 		if time.Now().After(end) {
 			t.Fatalf("without JavaScript the form led to %s", location(noJS))
 		}
