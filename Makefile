@@ -31,3 +31,7 @@ bench-wxsim: ## page user/get + batchget of N followers (default 1,000,000) from
 .PHONY: bench-browse
 bench-browse: ## customer list, profile and dashboard over loopback, 16 signed-in browsers, on a tenant of N customers (default 1,000,000; seeded once into the database oneid_bench_browse)
 	$(GO) run ./app/bench browse --customers $${N:-1000000}
+
+.PHONY: bench-sync
+bench-sync: ## full follower sync of N followers (default 1,000,000) from the simulator (own process) into a fresh MySQL database oneid_bench_sync, then a re-sync with nothing changed
+	$(GO) run ./app bench-sync --followers $${N:-1000000}

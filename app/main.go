@@ -45,6 +45,7 @@ func commands() []command {
 		{"seed", "write a large generated tenant for development and benchmarks (--tenant, --customers)", runSeed},
 		{"healthcheck", "exit 0 when the local portal is ready (for container health checks)", runHealthcheck},
 		{"rekey", "re-encrypt every secret at rest under a new ONEID_SECRET_KEY", runRekey},
+		{"bench-sync", "measure a full follower sync and a re-sync of N followers from the simulator into MySQL (--followers)", runBenchSync},
 		{"wxsim", "run the WeChat simulator (--addr, --fixture; `wxsim bench` measures it)", func(ctx context.Context, args []string, env *environment) error {
 			return wechattest.Main(ctx, args, env.stdout)
 		}},

@@ -25,6 +25,11 @@ type syncPass struct {
 	creds wechat.App
 	pass  int64
 	log   *slog.Logger
+
+	// Where the time goes, for the log at the end of a run: writers busy in
+	// page transactions, writers waiting for a page, the lister waiting for
+	// room in the pipeline.
+	writing, writerIdle, listerBlocked atomic.Int64 // nanoseconds
 }
 
 // syncPageWork is a page of the list on its way through the pipeline.
@@ -83,16 +88,28 @@ func (p *syncPass) run(jobCtx context.Context, cp *syncCheckpoint) error {
 	})
 	for range cfg.Writers {
 		g.Go(func() error {
-			for page := range ready {
+			for {
+				waited := time.Now()
+				page, ok := <-ready
+				p.writerIdle.Add(int64(time.Since(waited)))
+				if !ok {
+					return nil
+				}
+				began := time.Now()
 				if err := p.write(jobCtx, page); err != nil {
 					return err
 				}
+				p.writing.Add(int64(time.Since(began)))
 				<-slots
 			}
-			return nil
 		})
 	}
-	return g.Wait()
+	start := time.Now()
+	err := g.Wait()
+	p.log.Info("ingest: sync run", "seconds", time.Since(start).Seconds(), "writers", cfg.Writers, "fetchers", cfg.Fetchers,
+		"writing_s", time.Duration(p.writing.Load()).Seconds(), "writers_idle_s", time.Duration(p.writerIdle.Load()).Seconds(),
+		"lister_blocked_s", time.Duration(p.listerBlocked.Load()).Seconds(), "err", err)
+	return err
 }
 
 // list pages user/get from the checkpoint's cursor, stepping over pages
@@ -108,11 +125,13 @@ func (p *syncPass) list(ctx context.Context, cp *syncCheckpoint, slots chan stru
 			cursor = done.To
 			continue
 		}
+		blocked := time.Now()
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		p.listerBlocked.Add(int64(time.Since(blocked)))
 		list, err := p.s.wx.UserList(ctx, p.creds, cursor)
 		if err != nil {
 			return p.s.wechatJobError(ctx, p.app.AppID, err)
