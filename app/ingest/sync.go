@@ -130,7 +130,7 @@ func (s *Syncer) run(ctx context.Context, j *jobs.Job) error {
 	if s.wx == nil {
 		return jobs.Fail(models.JobErrorConfig, 0, errors.New("ingest: no WeChat client configured"))
 	}
-	creds, err := syncCredentials(s.sealer, app)
+	creds, err := CredentialsOf(s.sealer, app)
 	if err != nil {
 		return jobs.Fail(models.JobErrorConfig, 0, err)
 	}
@@ -183,22 +183,6 @@ func syncable(a *models.App) error {
 		return fmt.Errorf("ingest: app %s is a %s; only official accounts have followers", a.AppID, a.Kind)
 	}
 	return nil
-}
-
-// syncCredentials is how the sync calls WeChat for an app: through the
-// third-party platform when the app authorized it, else with its AppSecret.
-func syncCredentials(sealer *models.Sealer, a *models.App) (wechat.App, error) {
-	if a.BindingMode == models.ModeAuthorized {
-		return wechat.App{AppID: a.AppID, Authorized: true}, nil
-	}
-	secret, err := models.OpenAppSecret(sealer, a, models.ColAppSecret)
-	if err != nil {
-		return wechat.App{}, err
-	}
-	if secret == "" {
-		return wechat.App{}, fmt.Errorf("ingest: app %s has no AppSecret", a.AppID)
-	}
-	return wechat.App{AppID: a.AppID, Secret: secret}, nil
 }
 
 // ended writes what a sync leaves behind, in the transaction that ends it:
