@@ -26,6 +26,8 @@ type DashboardView struct {
 	FromIdentities bool
 	// CustomersHref is the customer list; AppHref adds an app filter.
 	CustomersHref string
+	// Computing: a large workspace's first figures are being computed.
+	Computing bool
 }
 
 // DashboardAppRow is one app's figures.

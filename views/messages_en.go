@@ -260,6 +260,8 @@ var messagesEn = map[string]string{
 
 	"dashboard.title":           "Dashboard",
 	"dashboard.as_of":           "Figures as of %s",
+	"dashboard.computing":       "A workspace this large has its figures computed in the background: they appear here in a minute or two.",
+	"dashboard.reload":          "Reload",
 	"dashboard.refreshing":      "updating…",
 	"dashboard.unique":          "Unique customers",
 	"dashboard.linked_unlinked": "%s linked by UnionID · %s not linked",

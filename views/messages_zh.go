@@ -259,6 +259,8 @@ var messagesZhCN = map[string]string{
 
 	"dashboard.title":           "数据概览",
 	"dashboard.as_of":           "数据截至 %s",
+	"dashboard.computing":       "规模较大的工作区的数据在后台计算，一两分钟后会显示在这里。",
+	"dashboard.reload":          "刷新",
 	"dashboard.refreshing":      "更新中…",
 	"dashboard.unique":          "独立客户",
 	"dashboard.linked_unlinked": "%s 位已通过 UnionID 关联 · %s 位未关联",

@@ -20,6 +20,10 @@ const (
 	dashboardLiveUnder = 150 * time.Millisecond
 	dashboardFresh     = time.Minute
 	dashboardLease     = 5 * time.Minute
+	// dashboardComputeNowUnder: a tenant without stored figures and more
+	// customers than this gets them computed in the background, and a page
+	// that says so, rather than a page that takes seconds.
+	dashboardComputeNowUnder = 50000
 )
 
 func (s *Server) dashboardPage(c *fiber.Ctx) error {
@@ -27,6 +31,16 @@ func (s *Server) dashboardPage(c *fiber.Ctx) error {
 	db := s.dbFor(c)
 	now := s.now()
 	d, refreshing, err := models.LoadDashboard(db, sc.TenantID, now)
+	if errors.Is(err, models.ErrNotFound) {
+		size, err := models.EstimateCustomers(db, sc.TenantID)
+		if err != nil {
+			return err
+		}
+		if size > dashboardComputeNowUnder {
+			s.refreshDashboardLater(sc.TenantID)
+			return s.render(c, fiber.StatusOK, views.DashboardPage(views.DashboardView{Computing: true}))
+		}
+	}
 	switch {
 	case errors.Is(err, models.ErrNotFound) || (err == nil && time.Duration(d.TookMS)*time.Millisecond < dashboardLiveUnder):
 		// Small enough to be exact on every view (or never computed yet).
