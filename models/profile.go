@@ -17,9 +17,9 @@ type Profile struct {
 }
 
 // LoadProfile reads a customer with its identities, the apps they belong to
-// and the newest timelineLimit events. Another tenant's customer is
-// ErrNotFound, exactly like a missing one.
-func LoadProfile(db *gorm.DB, tenantID, customerID int64, timelineLimit int) (*Profile, error) {
+// (apps, when the caller has them: BrowseApps) and the newest timelineLimit
+// events. Another tenant's customer is ErrNotFound, exactly like a missing one.
+func LoadProfile(db *gorm.DB, tenantID, customerID int64, timelineLimit int, apps []BrowseApp) (*Profile, error) {
 	c, err := FindCustomer(db, tenantID, customerID)
 	if err != nil {
 		return nil, err
@@ -28,9 +28,16 @@ func LoadProfile(db *gorm.DB, tenantID, customerID int64, timelineLimit int) (*P
 	if err != nil {
 		return nil, err
 	}
-	apps, err := BrowseApps(db, tenantID)
-	if err != nil {
-		return nil, err
+	for _, i := range ids {
+		if !hasBrowseApp(apps, i.AppID) {
+			apps = nil // an app the caller's list lacks: read them afresh
+			break
+		}
+	}
+	if apps == nil {
+		if apps, err = BrowseApps(db, tenantID); err != nil {
+			return nil, err
+		}
 	}
 	events, err := CustomerTimeline(db, tenantID, customerID, timelineLimit)
 	if err != nil {
@@ -41,6 +48,15 @@ func LoadProfile(db *gorm.DB, tenantID, customerID int64, timelineLimit int) (*P
 		p.Apps[a.ID] = a
 	}
 	return p, nil
+}
+
+func hasBrowseApp(apps []BrowseApp, id int64) bool {
+	for _, a := range apps {
+		if a.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // CountTimeline is how many events a customer's timeline holds.

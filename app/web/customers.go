@@ -187,7 +187,12 @@ func (s *Server) customerPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	p, err := models.LoadProfile(s.dbFor(c), sc.TenantID, id, timelineLength)
+	db := s.dbFor(c)
+	apps, err := s.browse.apps(db, sc.TenantID, 0)
+	if err != nil {
+		return err
+	}
+	p, err := models.LoadProfile(db, sc.TenantID, id, timelineLength, apps)
 	if err != nil {
 		return err
 	}
@@ -203,7 +208,7 @@ func (s *Server) deleteCustomerPage(c *fiber.Ctx) error {
 		return err
 	}
 	db := s.dbFor(c)
-	p, err := models.LoadProfile(db, sc.TenantID, id, 1)
+	p, err := models.LoadProfile(db, sc.TenantID, id, 1, nil)
 	if err != nil {
 		return err
 	}
