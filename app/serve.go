@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"oneid/app/export"
 	"oneid/app/ingest"
 	"oneid/app/jobs"
 	"oneid/app/web"
@@ -51,6 +52,10 @@ func runServe(ctx context.Context, args []string, env *environment) error {
 	runner := jobs.New(jobs.Config{DB: sys.db, Log: sys.log})
 	syncer := ingest.NewSyncer(ingest.SyncConfig{DB: sys.db, WeChat: wx, Sealer: sys.sealer, Log: sys.log})
 	runner.Register(syncer.Kind())
+	// Large CSV exports run as jobs; their kept files expire and are swept.
+	exporter := export.New(export.Config{DB: sys.db, Log: sys.log, Keep: sys.cfg.Export.Keep})
+	runner.Register(exporter.Kind())
+	workers.Go(func() { exporter.Sweep(background, 10*time.Minute) })
 	workers.Go(func() { _ = runner.Run(background) })
 	workers.Go(func() { _ = syncer.RunSchedules(background, time.Minute, runner.Wake) })
 

@@ -84,8 +84,18 @@ type ExportConfirmView struct {
 	// Problem is a message key shown instead of the count (a refused
 	// filter, every background slot busy).
 	Problem string
+	// Slots is how many background exports may run at once.
+	Slots   int
 	BOM     bool
 	Machine bool
+}
+
+// problemText is the confirmation's refusal in words.
+func (v ExportConfirmView) problemText(ctx context.Context) string {
+	if v.Problem == "exports.problem.busy" {
+		return Tf(ctx, v.Problem, v.Slots)
+	}
+	return T(ctx, v.Problem)
 }
 
 // ShapeChoice is one shape the confirmation offers, with the link to it.

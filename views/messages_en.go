@@ -544,7 +544,7 @@ var messagesEn = map[string]string{
 	"exports.notice.cancelled":             "The export was cancelled.",
 	"exports.notice.not_live":              "That export has already ended.",
 	"exports.problem.filter":               "The filter is not valid: go back to the customer list, correct it and export again.",
-	"exports.problem.busy":                 "Two background exports are already running in this workspace; start this one when one of them has finished.",
+	"exports.problem.busy":                 "%d background exports are already running in this workspace (the most at once); start this one when one of them has finished.",
 	"exports.gone.title":                   "This file has expired",
 	"exports.gone.message":                 "The export's file was kept for its retention period and then deleted. Export again to get a new one.",
 	"customers.export":                     "Export",

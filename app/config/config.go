@@ -12,7 +12,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Config is everything OneID can be told at start-up.
@@ -32,6 +34,42 @@ type Config struct {
 	LogLevel           slog.Level
 
 	WeChat WeChat
+	Export Export
+}
+
+// Export tunes CSV exports of customers.
+type Export struct {
+	// StreamMax is the most rows an export streams straight to the browser
+	// (ONEID_EXPORT_STREAM_MAX, default 100,000); larger ones run as
+	// background jobs whose file is downloaded from the Exports page.
+	StreamMax int64
+	// Keep is how long a background export's file is kept
+	// (ONEID_EXPORT_KEEP, a Go duration; default 168h, 7 days).
+	Keep time.Duration
+	// Jobs is how many background exports a workspace may run at once
+	// (ONEID_EXPORT_JOBS, default 2).
+	Jobs int
+}
+
+// Export defaults.
+const (
+	DefaultExportStreamMax = 100000
+	DefaultExportKeep      = 7 * 24 * time.Hour
+	DefaultExportJobs      = 2
+)
+
+// WithDefaults fills unset figures with the defaults.
+func (e Export) WithDefaults() Export {
+	if e.StreamMax <= 0 {
+		e.StreamMax = DefaultExportStreamMax
+	}
+	if e.Keep <= 0 {
+		e.Keep = DefaultExportKeep
+	}
+	if e.Jobs <= 0 {
+		e.Jobs = DefaultExportJobs
+	}
+	return e
 }
 
 // WeChat holds the API base and the third-party platform's own credentials.
@@ -114,6 +152,28 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.WeChat.MPBase == "" {
 		c.WeChat.MPBase = "https://mp.weixin.qq.com"
 	}
+	if v := strings.TrimSpace(getenv("ONEID_EXPORT_STREAM_MAX")); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			problems = append(problems, "ONEID_EXPORT_STREAM_MAX must be a positive number of rows, e.g. 100000")
+		}
+		c.Export.StreamMax = n
+	}
+	if v := strings.TrimSpace(getenv("ONEID_EXPORT_KEEP")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Hour {
+			problems = append(problems, "ONEID_EXPORT_KEEP must be a duration of at least an hour, e.g. 168h")
+		}
+		c.Export.Keep = d
+	}
+	if v := strings.TrimSpace(getenv("ONEID_EXPORT_JOBS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 20 {
+			problems = append(problems, "ONEID_EXPORT_JOBS must be a number from 1 to 20")
+		}
+		c.Export.Jobs = n
+	}
+	c.Export = c.Export.WithDefaults()
 	if k := c.WeChat.ComponentAESKey; k != "" && len(k) != 43 {
 		problems = append(problems, "ONEID_WECHAT_COMPONENT_AES_KEY must be the 43-character EncodingAESKey from the open platform console")
 	}

@@ -139,6 +139,9 @@ func (s *Server) customersPage(c *fiber.Ctx) error {
 	for _, a := range apps {
 		v.Apps = append(v.Apps, views.AppOption{ID: a.ID, Name: a.Name, Kind: a.Kind})
 	}
+	if s.authz.Grants(sc.Role, sc.TenantID, tenants.CustomersExport) {
+		v.Export = withQuery(base+"/export", f.FirstPage().Values())
+	}
 	status := fiber.StatusOK
 	if len(problems) > 0 {
 		v.Exact, v.Problem = true, resultsProblem(problems)

@@ -238,7 +238,7 @@ var isolationCases = map[string]isolationCase{
 	"GET /t/:tenant/apps/:id/oauth":  inAAndWithAIDs("apps/{app}/oauth"),
 	"POST /t/:tenant/apps/:id/oauth": inAAndWithAIDs("apps/{app}/oauth", "hosts", "planted.example.com"),
 
-	"GET /t/:tenant/exports":  inA("exports"),
+	"GET /t/:tenant/exports":  listWithAIDs("exports", "before", "{export:live}"),
 	"GET /t/:tenant/settings": inA("settings"),
 	"GET /t/:tenant/members":  inA("members"),
 	"GET /t/:tenant/audit":    listWithAIDs("audit", "before", "{audit}"),
@@ -248,6 +248,17 @@ var isolationCases = map[string]isolationCase{
 	"POST /t/:tenant/invitations":            inA("invitations", "email", "planted@example.com", "role", "admin"),
 	"POST /t/:tenant/invitations/:id/revoke": inAAndWithAIDs("invitations/{invitation}/revoke"),
 
+	// Exports: A's workspace is 404; B's confirmation searching A's OpenID is
+	// B's own (an export itself writes B's audit log, so it is probed in A's
+	// workspace only); A's file and A's running export from B are 404.
+	"GET /t/:tenant/customers/export": func(a, b *isoTenant) []probe {
+		q := url.Values{"q": {a.ids["customer-openid"]}, "shape": {"identities"}}
+		return []probe{{path: a.path("customers/export"), want: wantNotFound},
+			{path: "/t/" + b.slug + "/customers/export?" + q.Encode(), want: wantOwn}}
+	},
+	"POST /t/:tenant/customers/export":     inA("customers/export", "shape", "profiles", "q", "{customer-openid}", "bom", "1"),
+	"GET /t/:tenant/exports/:id/download":  inAAndWithAIDs("exports/{export}/download"),
+	"POST /t/:tenant/exports/:id/cancel":   inAAndWithAIDs("exports/{export:live}/cancel"),
 	"GET /t/:tenant/customers/:id":         inAAndWithAIDs("customers/{customer}"),
 	"GET /t/:tenant/customers/:id/delete":  inAAndWithAIDs("customers/{customer}/delete"),
 	"POST /t/:tenant/customers/:id/delete": inAAndWithAIDs("customers/{customer}/delete", "confirm", "yes"),
@@ -301,6 +312,7 @@ func seedIsolation(t *testing.T, h *harness, w *workspace) *isoTenant {
 	seedIsolationApps(t, h, w, it)
 	seedIsolationSync(t, h, w, it)
 	seedIsolationCustomers(t, h, w, it)
+	seedIsolationExports(t, h, w, it)
 	seedIsolationIngest(t, h, w, it)
 	return it
 }

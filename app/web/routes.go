@@ -79,6 +79,9 @@ func (s *Server) routes() []route {
 		{"GET", "/t/:tenant", tenants.DashboardRead, s.tenantHome},
 		{"GET", "/t/:tenant/dashboard", tenants.DashboardRead, s.dashboardPage},
 		{"GET", "/t/:tenant/customers", tenants.CustomersRead, s.customersPage},
+		// Exports: literal paths before /customers/:id, which would take them.
+		{"GET", "/t/:tenant/customers/export", tenants.CustomersExport, s.exportConfirmPage},
+		{"POST", "/t/:tenant/customers/export", tenants.CustomersExport, s.exportCustomers},
 		{"GET", "/t/:tenant/customers/:id", tenants.CustomersRead, s.customerPage},
 		{"GET", "/t/:tenant/customers/:id/delete", tenants.CustomersDelete, s.deleteCustomerPage},
 		{"POST", "/t/:tenant/customers/:id/delete", tenants.CustomersDelete, s.deleteCustomer},
@@ -102,7 +105,9 @@ func (s *Server) routes() []route {
 		{"POST", "/t/:tenant/apps/:id/sync/schedule", tenants.SyncWrite, s.scheduleSync},
 		{"GET", "/t/:tenant/apps/:id/oauth", tenants.AppsRead, s.oauthSettingsPage},
 		{"POST", "/t/:tenant/apps/:id/oauth", tenants.AppsWrite, s.saveOAuthHosts},
-		{"GET", "/t/:tenant/exports", tenants.ExportsRead, s.placeholder("exports")},
+		{"GET", "/t/:tenant/exports", tenants.ExportsRead, s.exportsPage},
+		{"GET", "/t/:tenant/exports/:id/download", tenants.ExportsRead, s.downloadExport},
+		{"POST", "/t/:tenant/exports/:id/cancel", tenants.ExportsWrite, s.cancelExport},
 		{"GET", "/t/:tenant/settings", tenants.SettingsRead, s.placeholder("settings")},
 
 		{"GET", "/t/:tenant/members", tenants.MembersRead, s.membersPage},

@@ -67,6 +67,9 @@ type Server struct {
 	callbacks  *ingest.Callbacks
 	flows      *ingest.Flows
 	apiLimiter *rateLimiter
+
+	// export is the configuration of CSV exports, defaults filled in.
+	export config.Export
 }
 
 // New builds the fiber application with every route of the table registered.
@@ -106,6 +109,7 @@ func NewServer(d Deps) (*Server, error) {
 	}
 	s.flows = ingest.NewFlows(ingest.FlowsConfig{DB: d.DB, WeChat: d.WeChat, Sealer: d.Sealer, Log: d.Log, Now: d.Now, PublicURL: d.Config.PublicURL})
 	s.apiLimiter = newRateLimiter(d.APIRate, time.Now)
+	s.export = d.Config.Export.WithDefaults()
 	s.navPerms = s.navigationPermissions()
 	s.csp = contentSecurityPolicy(d.Config.WeChat.MPBase)
 	return s, nil
