@@ -77,3 +77,25 @@ func TestCustomerResultsIsAFragment(t *testing.T) {
 		}
 	}
 }
+
+// The hand-written row escapes everything it writes.
+func TestCustomerRowEscapes(t *testing.T) {
+	ctx := WithLocale(context.Background(), En)
+	var b strings.Builder
+	row := CustomerListRow{Key: "7", Href: `/t/a/customers/7?from=q%3D%3Cx%3E`, Nickname: `<script>alert("x")</script>`,
+		UnlinkedReason: "snsapi_base", Apps: []AppBadge{{Name: `A&B "app"`, Kind: `service" onclick="x`, Follows: true}}}
+	if err := customerRow(row).Render(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	html := b.String()
+	for _, bad := range []string{"<script>", `" onclick="`, `A&B`} {
+		if strings.Contains(html, bad) {
+			t.Errorf("row has %q unescaped: %s", bad, html)
+		}
+	}
+	for _, want := range []string{"&lt;script&gt;", "A&amp;B &#34;app&#34;", "Not linked", `href="/t/a/customers/7?from=q%3D%3Cx%3E"`, `class="avatar avatar-sm tone-`} {
+		if !strings.Contains(html, want) {
+			t.Errorf("row lacks %s: %s", want, html)
+		}
+	}
+}
