@@ -161,9 +161,9 @@ func (s *Server) customersPage(c *fiber.Ctx) error {
 			s.refreshDashboardLater(sc.TenantID)
 		}
 		v.Total, v.Exact, v.AtLeast, v.AsOf = page.Total.N, page.Total.Exact, page.Total.AtLeast, page.Total.AsOf
-		from := url.Values{"from": {f.Values().Encode()}}
+		from := "?" + url.Values{"from": {f.Values().Encode()}}.Encode()
 		for _, r := range page.Rows {
-			v.Rows = append(v.Rows, listRow(r, apps, withQuery(base+"/"+strconv.FormatInt(r.ID, 10), from), v.Masked))
+			v.Rows = append(v.Rows, listRow(r, apps, base+"/"+strconv.FormatInt(r.ID, 10)+from, v.Masked))
 		}
 		if page.Next != nil {
 			v.Next = withQuery(base, page.Next.Values())
