@@ -248,8 +248,11 @@ func (s *Syncer) wechatJobError(ctx context.Context, appID string, err error) er
 	default:
 		return err
 	}
-	if nerr := models.NoteWechatError(s.db.WithContext(context.WithoutCancel(ctx)), appID, we.Code, s.now()); nerr != nil {
-		s.log.Warn("ingest: count wechat error", "appid", appID, "err", nerr)
+	// A refused token refresh is counted by the token store already.
+	if strings.HasPrefix(we.Endpoint, "cgi-bin/user/") {
+		if nerr := models.NoteWechatError(s.db.WithContext(context.WithoutCancel(ctx)), appID, we.Code, s.now()); nerr != nil {
+			s.log.Warn("ingest: count wechat error", "appid", appID, "err", nerr)
+		}
 	}
 	return jobs.Fail(kind, we.Code, err)
 }

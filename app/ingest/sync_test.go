@@ -325,3 +325,62 @@ func TestSyncRefusals(t *testing.T) {
 		t.Errorf("%d jobs after refusals", n)
 	}
 }
+
+// A due schedule enqueues one sync however many instances poll at once, and
+// moves on by its interval; a schedule that is off enqueues nothing.
+func TestSyncSchedules(t *testing.T) {
+	t.Parallel()
+	w := newSyncWorld(t, dbtest.MySQL(t), wechattest.Start(t))
+	a, b := w.app("scheduled", 10, true, 0), w.app("manual", 10, true, 0)
+	now := time.Now().UTC()
+	if err := ingest.SetSyncSchedule(w.db, w.tenant, a.ID, true, 24, w.admin, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := ingest.SetSyncSchedule(w.db, w.tenant, b.ID, false, 24, w.admin, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := ingest.SetSyncSchedule(w.db, w.tenant, a.ID, true, 5, w.admin, now); !errors.Is(err, ingest.ErrBadInterval) {
+		t.Errorf("an interval not offered: %v", err)
+	}
+	// Nothing is due yet.
+	instances := []*ingest.Syncer{w.syncer(ingest.SyncConfig{}), w.syncer(ingest.SyncConfig{})}
+	if n, err := instances[0].EnqueueDueSyncs(context.Background()); err != nil || n != 0 {
+		t.Fatalf("before the time: %d %v", n, err)
+	}
+	// A day later both instances poll at once.
+	due := now.Add(-time.Minute)
+	if err := w.db.Model(&models.SyncSchedule{}).Scopes(models.ForTenant(w.tenant)).Where("app_id IN ?", []int64{a.ID, b.ID}).
+		Update("next_run_at", due).Error; err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	counts := make([]int, len(instances))
+	for i, s := range instances {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := s.EnqueueDueSyncs(context.Background())
+			if err != nil {
+				t.Errorf("instance %d: %v", i, err)
+			}
+			counts[i] = n
+		}()
+	}
+	wg.Wait()
+	if counts[0]+counts[1] != 1 {
+		t.Fatalf("the instances enqueued %v syncs, want 1 in all", counts)
+	}
+	if _, err := models.LiveJob(w.db, w.tenant, ingest.SyncKind, ingest.SyncSubject(a.ID)); err != nil {
+		t.Fatalf("no live sync of the scheduled app: %v", err)
+	}
+	if _, err := models.LiveJob(w.db, w.tenant, ingest.SyncKind, ingest.SyncSubject(b.ID)); !errors.Is(err, models.ErrNotFound) {
+		t.Fatalf("a sync of the app whose schedule is off: %v", err)
+	}
+	sc, _ := models.FindSyncSchedule(w.db, w.tenant, a.ID)
+	if sc.NextRunAt == nil || sc.NextRunAt.Sub(now) < 23*time.Hour {
+		t.Fatalf("next run %v, want a day on", sc.NextRunAt)
+	}
+	if got := fmt.Sprint(w.auditActions()); got != "[sync_schedule_changed sync_schedule_changed sync_started]" {
+		t.Errorf("audit %s", got)
+	}
+}
