@@ -227,6 +227,19 @@ func TestBrowserSyncProgress(t *testing.T) {
 		t.Fatalf("the quota error says %q", s)
 	}
 	shot("sync-05-quota-error")
+
+	// The app's own page, in English: its sync and the schedule an admin turns on.
+	step("app page", chromedp.Navigate(base+"/t/"+tenant.Slug+"/apps/"+strconv.FormatInt(serviceRow.ID, 10)))
+	click("English", `[data-testid="locale-switch"] button[value="en"]`)
+	step("schedule form", chromedp.WaitVisible(chromedp.CSS(`[data-testid="schedule-form"]`)),
+		chromedp.SetValue(chromedp.CSS(`[data-testid="schedule-every"]`), "72"),
+		chromedp.Click(chromedp.CSS(`[data-testid="schedule-enabled"]`)))
+	click("save the schedule", `[data-testid="schedule-save"]`)
+	step("schedule on", chromedp.WaitVisible(chromedp.CSS(`[data-testid="schedule-state"][data-enabled="true"]`)))
+	if s := text(`[data-testid="schedule-state"]`); !strings.Contains(s, "every 3 days") {
+		t.Fatalf("the schedule says %q", s)
+	}
+	shot("sync-06-app-page-schedule")
 }
 
 // thousands writes n as the pages do: 39,831.
