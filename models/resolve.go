@@ -27,12 +27,12 @@ import (
 //   - Unsubscribing keeps the identity (subscribed=false, unsubscribed_at).
 //
 // Concurrency (64 ingesters on the same people must never make two customers
-// for one UnionID or lose an identity): one transaction per chunk of up to
-// 1,000 observations, READ COMMITTED on MySQL, retried whole on deadlock or
-// lock wait timeout (RetryTx). The chunk's identities are first read without
-// locks; if nothing is to be written the chunk ends there. Otherwise all of
-// them are locked in one statement, in (app_id, openid) order on the forced
-// unique index, and planned again from the locked rows. Customers come next,
+// for one UnionID or lose an identity): chunks of up to 1,000 observations.
+// A chunk's identities are first read without locks, outside any transaction;
+// if nothing is to be written the chunk ends there. Otherwise one transaction
+// (READ COMMITTED on MySQL, retried whole on deadlock or lock wait timeout by
+// RetryTx) locks all of them in one statement, in (app_id, openid) order on
+// the forced unique index, and plans them again from the locked rows. Customers come next,
 // in (namespace, unionid) order, through upserts on the unique keys whose
 // update half only moves values forward, so concurrent writers commute. New
 // identities go in by a plain INSERT on UNIQUE(app_id, openid): one added by
@@ -138,9 +138,10 @@ const (
 // Resolve records observations: each becomes (or updates) an identity on the
 // right customer, per the rules above. Invalid observations are refused one by
 // one (Outcome.Err) while the rest are stored; the error return is for the
-// database only. Work is split into transactions of up to 1,000 observations,
-// each retried whole on deadlock; pass a transaction as db to make the whole
-// call one unit (then the caller's RetryTx retries it). The context is db's.
+// database only. Work is split into chunks of up to 1,000 observations, each
+// written in its own transaction, retried whole on deadlock; pass a
+// transaction as db to make the whole call one unit (then the caller's RetryTx
+// retries it). The context is db's.
 //
 // How each path fills an Observation:
 //   - follower sync: Source sync, SyncPass = the pass (job) id, Subscription
@@ -181,18 +182,14 @@ func Resolve(db *gorm.DB, tenantID int64, obs []Observation) (ResolveResult, err
 		}
 		todo = append(todo, i)
 	}
-	ctx := db.Statement.Context
 	for start := 0; start < len(todo); start += resolveChunk {
 		chunk := todo[start:min(start+resolveChunk, len(todo))]
-		err := RetryTx(ctx, db, func(tx *gorm.DB) error {
-			r := &resolver{tx: tx, tenantID: tenantID, now: now, mysql: Dialect(tx) == DialectMySQL,
-				returning: supportsReturning(tx), apps: apps, perStatement: 100}
-			if r.mysql {
-				r.perStatement = 1000
-			}
-			return r.run(norm, chunk, res.Outcomes)
-		}, readCommitted(db)...)
-		if err != nil {
+		r := &resolver{tenantID: tenantID, now: now, mysql: Dialect(db) == DialectMySQL,
+			returning: supportsReturning(db), apps: apps, perStatement: 100}
+		if r.mysql {
+			r.perStatement = 1000
+		}
+		if err := r.run(db, norm, chunk, res.Outcomes); err != nil {
 			return res, fmt.Errorf("models: resolve %d observations: %w", len(chunk), err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"oneid/migrations/dbtest"
 	"oneid/models"
@@ -248,4 +249,81 @@ func BenchmarkPeerInsert1000Events(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+}
+
+// BenchmarkResolveVsPeers runs each path beside its bare-SQL peer within every
+// iteration, so the ratios hold on a machine whose load comes and goes (the
+// separate benchmarks above swing twofold between runs on the shared 2-core
+// box). Reported: ms per 1,000 observations and the ratio to the peer.
+func BenchmarkResolveVsPeers(b *testing.B) {
+	w, known := resyncWorld(b)
+	sqlDB, err := w.db.DB()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cols := "tenant_id, app_id, customer_id, openid, unionid, subscribed, subscribe_time, subscribe_scene, source, " +
+		"nickname, avatar_url, first_seen_at, last_seen_at, created_at, updated_at"
+	peerInsert := func(op int) {
+		args := make([]any, 0, benchBatch*10)
+		rows := make([]string, benchBatch)
+		for i := range rows {
+			rows[i] = "(?,?,?,?,?,1,?,'ADD_SCENE_QR_CODE','sync','','',?,?,?,?)"
+			openID := fmt.Sprintf("oPeer%06d_%04d", op, i)
+			args = append(args, w.tenant, w.appC, op*benchBatch+i, openID, "u"+openID, t0, t0, t0, t0, t0)
+		}
+		if _, err := sqlDB.Exec("INSERT INTO identities ("+cols+") VALUES "+strings.Join(rows, ","), args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	peerSelect := func(batch []models.Observation) {
+		args := []any{w.tenant, w.appA}
+		marks := make([]string, len(batch))
+		for i, o := range batch {
+			marks[i] = "?"
+			args = append(args, o.OpenID)
+		}
+		rows, err := sqlDB.Query("SELECT * FROM identities WHERE tenant_id = ? AND app_id = ? AND openid IN ("+
+			strings.Join(marks, ",")+")", args...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for rows.Next() {
+		}
+		rows.Close()
+	}
+	var d [6]time.Duration
+	timed := func(k int, f func()) {
+		start := time.Now()
+		f()
+		d[k] += time.Since(start)
+	}
+	b.ResetTimer()
+	for op := 0; op < b.N; op++ {
+		linkedNew := syncBatch(w, 1000+op, 1)
+		unlinkedNew := syncBatch(w, 1000+op, 1)
+		for i := range unlinkedNew {
+			unlinkedNew[i].AppID = w.appN
+		}
+		seen := known[op%len(known)]
+		timed(0, func() { peerInsert(op) })
+		timed(1, func() { mustResolve(b, w, linkedNew, models.Created) })
+		timed(2, func() { mustResolve(b, w, unlinkedNew, models.Created) })
+		timed(3, func() { peerSelect(seen) })
+		timed(4, func() { mustResolve(b, w, seen, models.Unchanged) })
+		for i := range seen {
+			seen[i].SyncPass = int64(2 + op)
+		}
+		timed(5, func() { mustResolve(b, w, seen, models.Unchanged) })
+	}
+	ms := func(k int) float64 { return float64(d[k].Microseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(ms(0), "ms-peer-insert")
+	b.ReportMetric(ms(1), "ms-new-linked")
+	b.ReportMetric(ms(1)/ms(0), "x-new-linked")
+	b.ReportMetric(ms(2), "ms-new-unlinked")
+	b.ReportMetric(ms(2)/ms(0), "x-new-unlinked")
+	b.ReportMetric(ms(3), "ms-peer-select")
+	b.ReportMetric(ms(4), "ms-unchanged")
+	b.ReportMetric(ms(4)/ms(3), "x-unchanged")
+	b.ReportMetric(ms(5), "ms-new-pass")
+	b.ReportMetric(ms(5)/ms(3), "x-new-pass")
 }

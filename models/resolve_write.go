@@ -27,20 +27,55 @@ type resolver struct {
 	plans        []*identityPlan
 }
 
-// run reads, plans and writes one chunk, then fills its outcomes. A round trip
-// is spent only where there is something to do: a chunk of known, unchanged
-// identities costs one SELECT (and one UPDATE of last_sync_pass in a new pass).
-func (r *resolver) run(obs []Observation, chunk []int, out []Outcome) error {
+// run reads, plans and writes one chunk, then fills its outcomes. The read
+// and the plan need no transaction; a chunk of known, unchanged identities
+// ends there (one SELECT), or with one UPDATE of last_sync_pass in a new pass.
+// Only a chunk that writes opens a transaction (retried whole on deadlock),
+// where lockIdentities reads and plans it again under lock.
+func (r *resolver) run(db *gorm.DB, obs []Observation, chunk []int, out []Outcome) error {
 	r.plans = planObservations(obs, chunk, r.apps)
-	if err := r.ensureAppBits(); err != nil {
+	if err := r.ensureAppBits(db); err != nil {
 		return err
 	}
+	r.tx = db
 	if err := r.readIdentities(); err != nil {
 		return err
 	}
+	writes, marks := false, false
 	for _, p := range r.plans {
 		p.compute(r.tenantID, r.now)
+		writes, marks = writes || p.writes(), marks || p.markPass
 	}
+	ctx := db.Statement.Context
+	switch {
+	case writes:
+		err := RetryTx(ctx, db, func(tx *gorm.DB) error {
+			r.tx = tx
+			return r.lockAndWrite()
+		}, readCommitted(db)...)
+		if err != nil {
+			return err
+		}
+	case marks:
+		// A blind write of one column: no lock to take, nothing to decide.
+		err := RetryTx(ctx, db, func(tx *gorm.DB) error {
+			r.tx = tx
+			return r.markPass()
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, p := range r.plans {
+		for _, i := range p.outAt {
+			out[i] = Outcome{Change: p.change, CustomerID: p.next.CustomerID, IdentityID: p.next.ID}
+		}
+	}
+	return nil
+}
+
+// lockAndWrite is the transaction of a chunk that writes.
+func (r *resolver) lockAndWrite() error {
 	if err := r.lockIdentities(); err != nil {
 		return err
 	}
@@ -58,7 +93,7 @@ func (r *resolver) run(obs []Observation, chunk []int, out []Outcome) error {
 		}
 		err := r.write()
 		if err == nil {
-			break
+			return nil
 		}
 		if !savepoint || !errors.Is(err, errIdentityTaken) || round >= 8 {
 			return err
@@ -70,12 +105,6 @@ func (r *resolver) run(obs []Observation, chunk []int, out []Outcome) error {
 			return err
 		}
 	}
-	for _, p := range r.plans {
-		for _, i := range p.outAt {
-			out[i] = Outcome{Change: p.change, CustomerID: p.next.CustomerID, IdentityID: p.next.ID}
-		}
-	}
-	return nil
 }
 
 // errIdentityTaken: an identity planned as new was added by someone else.
@@ -101,7 +130,7 @@ func (r *resolver) write() error {
 
 // ensureAppBits gives the chunk's apps their bit in the customer masks
 // (migration 0030) if one has none yet: once per app, on first use.
-func (r *resolver) ensureAppBits() error {
+func (r *resolver) ensureAppBits(db *gorm.DB) error {
 	missing := false
 	for _, p := range r.plans {
 		missing = missing || p.app.MaskBit == nil
@@ -110,7 +139,11 @@ func (r *resolver) ensureAppBits() error {
 		return nil
 	}
 	bits := map[int64]int{}
-	if err := assignAppBits(r.tx, r.tenantID, bits); err != nil {
+	err := RetryTx(db.Statement.Context, db, func(tx *gorm.DB) error {
+		clear(bits)
+		return assignAppBits(tx, r.tenantID, bits)
+	})
+	if err != nil {
 		return err
 	}
 	apps := make(map[int64]resolveApp, len(r.apps))
@@ -212,29 +245,22 @@ func (r *resolver) keys(which func(*identityPlan) bool) (appIDs []int64, openIDs
 	return appIDs, openIDs
 }
 
-// lockIdentities runs when the chunk will write anything: it locks every
-// identity of the chunk in one statement, in the unique index's order, reads
-// them again under the lock and plans them afresh. Every writer takes its
-// identity locks first and in this one order (customers come after, in
+// lockIdentities starts the transaction of a chunk that writes: it locks
+// every identity of the chunk in one statement, in the unique index's order,
+// reads them again under the lock and plans them afresh. Every writer takes
+// its identity locks first and in this one order (customers come after, in
 // (namespace, unionid) order), which keeps deadlocks rare; and whatever a
-// concurrent writer did before is now the starting point. A row another writer
-// has inserted but not committed makes this wait, then shows up as known.
-// Even a chunk of new identities takes this read: it then waits for writers
-// inserting the same identities, instead of its INSERT meeting their rows
-// later while holding customer locks.
+// concurrent writer did since the first read is now the starting point. A row
+// another writer has inserted but not committed makes this wait, then shows up
+// as known. Even a chunk of new identities takes this read: it then waits for
+// writers inserting the same identities, instead of its INSERT meeting their
+// rows later while holding customer locks.
 //
 // A chunk with nothing to write locks nothing: not writing a row read a moment
 // ago is the same as having run just before whoever changes it next. Nor does
-// a chunk whose only write is the sync-pass mark: that UPDATE sets one column
-// to a constant and decides nothing.
+// one whose only write is the sync-pass mark: that UPDATE sets one column to a
+// constant and decides nothing.
 func (r *resolver) lockIdentities() error {
-	writes := false
-	for _, p := range r.plans {
-		writes = writes || p.writes()
-	}
-	if !writes {
-		return nil
-	}
 	all := func(*identityPlan) bool { return true }
 	rows, err := r.identitiesByKey(all, true)
 	if err != nil {
