@@ -104,6 +104,9 @@ func (s *Server) logRequest(c *fiber.Ctx, st *requestState, took time.Duration) 
 		level = slog.LevelError
 	case strings.HasPrefix(c.Path(), "/static/") || c.Path() == "/healthz" || c.Path() == "/readyz":
 		level = slog.LevelDebug
+	case strings.HasPrefix(c.Path(), callbackPrefix) && status < 400:
+		// Thousands a second at peak; refusals and failures stay visible.
+		level = slog.LevelDebug
 	}
 	attrs := []slog.Attr{
 		slog.String("request_id", st.id),
