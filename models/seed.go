@@ -214,7 +214,9 @@ func Seed(ctx context.Context, db *gorm.DB, tenantID int64, opt SeedOptions) (Se
 					}
 				}
 				w.identity(base.I, app.ID, cid, oid, unionid, subscribed, subTime, scene, unsubAt, source, nick, avatar, seen, last)
-				if subTime != nil {
+				// A follow found by a sync is shown from the identity itself
+				// (CustomerTimeline derives it), so only other sources store one.
+				if subTime != nil && source != SourceSync {
 					base.E++
 					w.event(base.E, cid, EventFollowed, app.ID, oid, scene, *subTime)
 				}
