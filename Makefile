@@ -35,3 +35,7 @@ bench-browse: ## customer list, profile and dashboard over loopback, 16 signed-i
 .PHONY: bench-sync
 bench-sync: ## full follower sync of N followers (default 1,000,000) from the simulator (own process) into a fresh MySQL database oneid_bench_sync, then a re-sync with nothing changed
 	$(GO) run ./app bench-sync --followers $${N:-1000000}
+
+.PHONY: bench-export
+bench-export: ## stream the profiles export of N customers (default 1,000,000; seeded once into oneid_bench_export) from a real oneid process over HTTP
+	$(GO) run ./app/bench/export --profiles $${N:-1000000}

@@ -508,6 +508,7 @@ var messagesEn = map[string]string{
 	"exports.shape_hint.identities":        "One line per identity: its customer, app, OpenID, following, source",
 	"exports.confirm.count_profiles":       "%s rows (one per customer)",
 	"exports.confirm.count_identities":     "%s rows, from %s customers",
+	"exports.confirm.order":                "Rows are in the order customers were first recorded.",
 	"exports.confirm.stream":               "The file downloads at once.",
 	"exports.confirm.background":           "Exports of more than %s rows are made in the background; download the file from the Exports page when it is ready.",
 	"exports.confirm.file":                 "File",

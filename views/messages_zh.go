@@ -507,6 +507,7 @@ var messagesZhCN = map[string]string{
 	"exports.shape_hint.identities":        "每个身份一行：所属客户、应用、OpenID、关注状态、来源",
 	"exports.confirm.count_profiles":       "%s 行（每位客户一行）",
 	"exports.confirm.count_identities":     "%s 行，来自 %s 位客户",
+	"exports.confirm.order":                "文件中的行按客户首次记录的先后排列。",
 	"exports.confirm.stream":               "文件将立即开始下载。",
 	"exports.confirm.background":           "超过 %s 行的导出在后台生成，完成后可在“导出”页面下载。",
 	"exports.confirm.file":                 "文件选项",

@@ -109,14 +109,14 @@ func (x *Exporter) Kind() jobs.Kind {
 	return jobs.Kind{Name: models.ExportJobKind, Run: x.run, Ended: x.ended}
 }
 
-// checkpoint is where a background export resumes: after the customer at
-// After, with chunk Seq next, and the figures so far.
+// checkpoint is where a background export resumes: after the customer
+// AfterID, with chunk Seq next, and the figures so far.
 type checkpoint struct {
-	After     string `json:"after,omitempty"` // models.Cursor.String()
-	Seq       int    `json:"seq"`
-	Rows      int64  `json:"rows"`
-	Customers int64  `json:"customers"`
-	Bytes     int64  `json:"bytes"`
+	AfterID   int64 `json:"after_id"`
+	Seq       int   `json:"seq"`
+	Rows      int64 `json:"rows"`
+	Customers int64 `json:"customers"`
+	Bytes     int64 `json:"bytes"`
 }
 
 func parseCheckpoint(s string) (checkpoint, error) {
@@ -178,19 +178,16 @@ func (x *Exporter) run(ctx context.Context, j *jobs.Job) error {
 	if err != nil {
 		return jobs.Fail(models.JobErrorInternal, 0, err)
 	}
-	req := models.ExportRequest{Shape: e.Shape, Filter: f, BatchSize: x.cfg.BatchSize}
-	if cp.After != "" {
-		c, err := models.ParseCursor(cp.After)
-		if err != nil {
-			return jobs.Fail(models.JobErrorInternal, 0, err)
-		}
-		req.After = &c
-	}
+	req := models.ExportRequest{Shape: e.Shape, Filter: f, AfterID: cp.AfterID, BatchSize: x.cfg.BatchSize}
 	apps, err := models.BrowseApps(db, j.TenantID)
 	if err != nil {
 		return err
 	}
-	if j.Total == 0 {
+	switch {
+	case j.Total > 0:
+	case e.ExpectedRows > 0:
+		j.SetTotal(e.ExpectedRows)
+	default:
 		n, err := models.CountExport(ctx, db, j.TenantID, apps, e.Shape, f, 0)
 		if err != nil {
 			return err
@@ -235,7 +232,7 @@ func (x *Exporter) run(ctx context.Context, j *jobs.Job) error {
 		if err := enc.Flush(); err != nil {
 			return err
 		}
-		return store(checkpoint{After: b.Last.String(), Rows: cp.Rows + int64(b.Rows()), Customers: cp.Customers + int64(b.Customers)},
+		return store(checkpoint{AfterID: b.LastID, Rows: cp.Rows + int64(b.Rows()), Customers: cp.Customers + int64(b.Customers)},
 			int64(b.Rows()))
 	})
 	if err != nil {
