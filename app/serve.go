@@ -52,6 +52,8 @@ func runServe(ctx context.Context, args []string, env *environment) error {
 	runner := jobs.New(jobs.Config{DB: sys.db, Log: sys.log})
 	syncer := ingest.NewSyncer(ingest.SyncConfig{DB: sys.db, WeChat: wx, Sealer: sys.sealer, Log: sys.log})
 	runner.Register(syncer.Kind())
+	// CSV imports too large to write during the upload.
+	runner.Register(ingest.NewImporter(ingest.ImporterConfig{DB: sys.db, Log: sys.log}).Kind())
 	// Large CSV exports run as jobs; their kept files expire and are swept.
 	exporter := export.New(export.Config{DB: sys.db, Log: sys.log, Keep: sys.cfg.Export.Keep})
 	runner.Register(exporter.Kind())

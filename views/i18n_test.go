@@ -55,7 +55,7 @@ func TestEveryKeyInTheSourcesIsInTheCatalog(t *testing.T) {
 			used[m[1]] = true
 		}
 	}
-	for _, section := range []string{"dashboard", "customers", "apps", "exports", "members", "audit", "settings"} {
+	for _, section := range []string{"dashboard", "customers", "apps", "imports", "exports", "members", "audit", "settings"} {
 		used["nav."+section] = true
 	}
 	for _, section := range []string{"dashboard", "customers", "apps", "exports", "settings"} {
@@ -89,6 +89,15 @@ func TestEveryKeyInTheSourcesIsInTheCatalog(t *testing.T) {
 		"auth_code_invalid", "no_open_permission", "open_already_bound", "open_not_by_api", "open_limit", "not_authorized_mode",
 		"has_open_account", "wechat_unavailable"} {
 		used["apps.refused."+r] = true
+	}
+	// CSV imports: every problem and job state (app/ingest/import.go).
+	for _, k := range []string{"not_utf8", "empty", "too_large", "too_many_rows", "no_rows", "bad_csv", "unknown_column",
+		"duplicate_column", "missing_column", "field_count", "required", "unknown_app", "bad_id", "bad_subscribed",
+		"bad_time", "not_followable", "conflicting_unionid", "unionid_twice"} {
+		used["imports.problem."+k] = true
+	}
+	for _, st := range []string{"queued", "running", "succeeded", "failed", "cancelled"} {
+		used["imports.state."+st] = true
 	}
 	// Web OAuth's pages, by reason (app/web/oauth.go).
 	for _, r := range []string{"snapshot", "state", "code", "denied", "return", "scope", "wechat", "done"} {

@@ -37,8 +37,9 @@ type ingestWorld struct {
 }
 
 type ingestOptions struct {
-	ackBudget time.Duration
-	apiRate   web.RateLimit
+	ackBudget  time.Duration
+	apiRate    web.RateLimit
+	inlineRows int
 }
 
 func newIngestWorld(t *testing.T, db *gorm.DB, opts ...func(*ingestOptions)) *ingestWorld {
@@ -65,7 +66,7 @@ func newIngestWorld(t *testing.T, db *gorm.DB, opts ...func(*ingestOptions)) *in
 	w.cb = ingest.NewCallbacks(ingest.CallbacksConfig{DB: db, WeChat: w.wx, Sealer: w.sealer, Log: log, Now: h.clock.Now,
 		AckBudget: o.ackBudget})
 	srv, err := web.NewServer(web.Deps{Config: cfg, DB: db, Log: log, Hasher: h.hasher, Now: h.clock.Now,
-		WeChat: w.wx, Sealer: w.sealer, Callbacks: w.cb, APIRate: o.apiRate})
+		WeChat: w.wx, Sealer: w.sealer, Callbacks: w.cb, APIRate: o.apiRate, ImportInlineRows: o.inlineRows})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,4 +250,12 @@ func seedIsolationIngest(t *testing.T, h *harness, w *workspace, it *isoTenant) 
 		t.Fatal(err)
 	}
 	it.ids["callback-key"], it.ids["appid"], it.ids["oauth-state"] = a.CallbackKey, a.AppID, state
+	file := "isolation-" + w.tenant.Slug + ".csv"
+	job, err := models.EnqueueJob(h.db, w.tenant.ID, models.NewJob{Kind: ingest.ImportKind, Subject: "file:" + w.tenant.Slug,
+		Params: `{"file":"` + file + `"}`, Actor: w.people[models.RoleAdmin].Email}, h.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.ids["import"] = strconv.FormatInt(job.ID, 10)
+	it.markers = append(it.markers, file)
 }

@@ -235,6 +235,10 @@ var isolationCases = map[string]isolationCase{
 	"GET /api/v1/customers": func(a, b *isoTenant) []probe {
 		return []probe{{path: "/api/v1/customers?appid=" + a.ids["appid"] + "&openid=planted", want: wantUnauthorized}}
 	},
+	// CSV imports: A's list, an upload into A, and A's import job.
+	"GET /t/:tenant/imports":         listWithAIDs("imports"),
+	"POST /t/:tenant/imports":        inA("imports", "file", "planted"),
+	"GET /t/:tenant/imports/:id":     inAAndWithAIDs("imports/{import}"),
 	"GET /t/:tenant/apps/:id/oauth":  inAAndWithAIDs("apps/{app}/oauth"),
 	"POST /t/:tenant/apps/:id/oauth": inAAndWithAIDs("apps/{app}/oauth", "hosts", "planted.example.com"),
 

@@ -37,6 +37,9 @@ var permissionMatrix = map[string]string{
 	"POST /api/v1/paid-unionid":              "api-key",
 	"GET /api/v1/customers":                  "api-key",
 	"GET /t/:tenant/apps/:id/oauth":          "admin marketer viewer",
+	"GET /t/:tenant/imports":                 "admin",
+	"POST /t/:tenant/imports":                "admin",
+	"GET /t/:tenant/imports/:id":             "admin",
 	"POST /t/:tenant/apps/:id/oauth":         "admin",
 	"GET /tenants":                           "signed-in",
 	"POST /tenants/switch":                   "signed-in",
@@ -169,13 +172,13 @@ func TestNavigationFollowsPermissions(t *testing.T) {
 	h := newHarness(t, dbtest.SQLite(t))
 	w := h.workspace("Nav Co")
 	want := map[string][]string{
-		models.RoleAdmin:    {"dashboard", "customers", "apps", "exports", "members", "audit", "settings"},
+		models.RoleAdmin:    {"dashboard", "customers", "apps", "imports", "exports", "members", "audit", "settings"},
 		models.RoleMarketer: {"dashboard", "customers", "apps", "exports"},
 		models.RoleViewer:   {"dashboard", "customers", "apps"},
 	}
 	for role, sections := range want {
 		body := h.signedIn(w.people[role]).get(w.path("dashboard")).body
-		for _, s := range []string{"dashboard", "customers", "apps", "exports", "members", "audit", "settings"} {
+		for _, s := range []string{"dashboard", "customers", "apps", "imports", "exports", "members", "audit", "settings"} {
 			if shown := strings.Contains(body, `data-testid="nav-`+s+`"`); shown != contains(sections, s) {
 				t.Errorf("%s: nav-%s shown=%v", role, s, shown)
 			}

@@ -105,6 +105,10 @@ func (s *Server) routes() []route {
 		{"POST", "/t/:tenant/apps/:id/sync/schedule", tenants.SyncWrite, s.scheduleSync},
 		{"GET", "/t/:tenant/apps/:id/oauth", tenants.AppsRead, s.oauthSettingsPage},
 		{"POST", "/t/:tenant/apps/:id/oauth", tenants.AppsWrite, s.saveOAuthHosts},
+		// CSV imports of identities: checked whole, written all or nothing.
+		{"GET", "/t/:tenant/imports", tenants.ImportWrite, s.importsPage},
+		{"POST", "/t/:tenant/imports", tenants.ImportWrite, s.importFile},
+		{"GET", "/t/:tenant/imports/:id", tenants.ImportWrite, s.importJobPage},
 		{"GET", "/t/:tenant/exports", tenants.ExportsRead, s.exportsPage},
 		{"GET", "/t/:tenant/exports/:id/download", tenants.ExportsRead, s.downloadExport},
 		{"POST", "/t/:tenant/exports/:id/cancel", tenants.ExportsWrite, s.cancelExport},
@@ -140,7 +144,7 @@ func (s *Server) register(app *fiber.App) error {
 
 // navSections are the workspace's screens in menu order.
 func navSections() []string {
-	return []string{"dashboard", "customers", "apps", "exports", "members", "audit", "settings"}
+	return []string{"dashboard", "customers", "apps", "imports", "exports", "members", "audit", "settings"}
 }
 
 // navigationPermissions reads what each menu entry needs from the route that

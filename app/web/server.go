@@ -42,6 +42,9 @@ type Deps struct {
 	Callbacks *ingest.Callbacks
 	// APIRate limits each API key (per instance); zero takes the defaults.
 	APIRate RateLimit
+	// ImportInlineRows is the largest CSV import written during its upload;
+	// larger ones run as jobs. Zero takes the default (5,000).
+	ImportInlineRows int
 }
 
 // Server holds the dependencies every handler uses.
@@ -67,6 +70,7 @@ type Server struct {
 	callbacks  *ingest.Callbacks
 	flows      *ingest.Flows
 	apiLimiter *rateLimiter
+	importer   *ingest.Importer
 
 	// export is the configuration of CSV exports, defaults filled in.
 	export config.Export
@@ -109,6 +113,7 @@ func NewServer(d Deps) (*Server, error) {
 	}
 	s.flows = ingest.NewFlows(ingest.FlowsConfig{DB: d.DB, WeChat: d.WeChat, Sealer: d.Sealer, Log: d.Log, Now: d.Now, PublicURL: d.Config.PublicURL})
 	s.apiLimiter = newRateLimiter(d.APIRate, time.Now)
+	s.importer = ingest.NewImporter(ingest.ImporterConfig{DB: d.DB, Log: d.Log, Now: d.Now, InlineRows: d.ImportInlineRows})
 	s.export = d.Config.Export.WithDefaults()
 	s.navPerms = s.navigationPermissions()
 	s.csp = contentSecurityPolicy(d.Config.WeChat.MPBase)
