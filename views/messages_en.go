@@ -650,4 +650,5 @@ var messagesEn = map[string]string{
 	"nav.imports":                            "Imports",
 	"audit.action.identities_imported":       "Identities imported",
 	"audit.action.identities_import_refused": "Import refused",
+	"apps.oauth_link":                        "Web sign-in (OAuth) for this account’s H5 pages →",
 }

@@ -649,4 +649,5 @@ var messagesZhCN = map[string]string{
 	"nav.imports":                            "导入",
 	"audit.action.identities_imported":       "导入身份",
 	"audit.action.identities_import_refused": "导入被拒绝",
+	"apps.oauth_link":                        "此公众号 H5 页面的网页授权（OAuth）→",
 }

@@ -193,6 +193,9 @@ func TestOAuthRefusesOpenRedirects(t *testing.T) {
 
 	// The admin allows the H5 host; then it works, exactly.
 	admin := w.signedIn(w.ws.people[models.RoleAdmin])
+	if page := admin.get(w.ws.path("apps/" + strconv.FormatInt(app.ID, 10))); !strings.Contains(page.body, `data-testid="oauth-settings-link"`) {
+		t.Fatal("the app page does not link to its web sign-in settings")
+	}
 	admin.get(w.ws.path("apps/" + strconv.FormatInt(app.ID, 10) + "/oauth"))
 	r := admin.post(w.ws.path("apps/"+strconv.FormatInt(app.ID, 10)+"/oauth"), url.Values{"hosts": {"bad host!"}})
 	if r.status != http.StatusUnprocessableEntity {
