@@ -266,3 +266,42 @@ func waitFor(t *testing.T, ok func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// An app bound through OneID's third-party platform has no token of its own:
+// its pushes are signed and encrypted with the platform's token and key, and
+// the platform's appid is inside the ciphertext.
+func TestCallbackOfAnAuthorizedApp(t *testing.T) {
+	comp := wechat.Component{AppID: "wxc0c0c0c0c0c0c0c0", Token: "componenttoken", AESKey: appsCompKey}
+	w := newIngestWorld(t, dbtest.SQLite(t), func(o *ingestOptions) { o.component = comp })
+	app := &models.App{AppID: "wxa0a0a0a0a0a0a0a0", Kind: models.KindService, Name: "authorized oa", PrincipalName: w.ws.tenant.PrincipalName,
+		BindingMode: models.ModeAuthorized, GhID: "gh_a0a0a0a0a0a0", OpenAccountID: &w.open.ID}
+	if err := models.BindApp(w.db, w.ws.tenant.ID, app); err != nil {
+		t.Fatal(err)
+	}
+	openID := "oAuthorizedUser0000000000001"
+	ev := wechat.Event{ToUserName: app.GhID, FromUserName: openID, CreateTime: time.Now().Unix(), MsgType: "event", Event: wechat.EventSubscribe}
+	seal := func(cr *wechat.Crypter) (string, string) {
+		q := signedQuery(comp.Token)
+		body, msgSig, err := wechat.SealPush(comp.Token, cr, app.GhID, q.Get("timestamp"), q.Get("nonce"), ev.XML())
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Set("encrypt_type", "aes")
+		q.Set("msg_signature", msgSig)
+		return "/wechat/callback/" + app.CallbackKey + "?" + q.Encode(), string(body)
+	}
+	// Sealed for the app's own appid: not what WeChat sends here, refused.
+	own, _ := wechat.NewCrypter(comp.AESKey, app.AppID)
+	target, body := seal(own)
+	if status, _, _ := w.send(t, http.MethodPost, target, body, nil); status != http.StatusBadRequest {
+		t.Fatalf("app's appid inside: %d", status)
+	}
+	platform, _ := wechat.NewCrypter(comp.AESKey, comp.AppID)
+	target, body = seal(platform)
+	if status, _, reply := w.send(t, http.MethodPost, target, body, nil); status != http.StatusOK || reply != "success" {
+		t.Fatalf("%d %q", status, reply)
+	}
+	if n := w.rows("callback_events"); n != 1 {
+		t.Fatalf("%d events", n)
+	}
+}

@@ -40,6 +40,7 @@ type ingestOptions struct {
 	ackBudget  time.Duration
 	apiRate    web.RateLimit
 	inlineRows int
+	component  wechat.Component // OneID's third-party platform, for authorized apps' pushes
 }
 
 func newIngestWorld(t *testing.T, db *gorm.DB, opts ...func(*ingestOptions)) *ingestWorld {
@@ -62,9 +63,10 @@ func newIngestWorld(t *testing.T, db *gorm.DB, opts ...func(*ingestOptions)) *in
 	cfg := h.cfg
 	cfg.PublicURL = w.base
 	cfg.WeChat.OpenBase = w.sim.URL()
+	cfg.WeChat.ComponentAppID, cfg.WeChat.ComponentToken, cfg.WeChat.ComponentAESKey = o.component.AppID, o.component.Token, o.component.AESKey
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w.cb = ingest.NewCallbacks(ingest.CallbacksConfig{DB: db, WeChat: w.wx, Sealer: w.sealer, Log: log, Now: h.clock.Now,
-		AckBudget: o.ackBudget})
+		AckBudget: o.ackBudget, Component: o.component})
 	srv, err := web.NewServer(web.Deps{Config: cfg, DB: db, Log: log, Hasher: h.hasher, Now: h.clock.Now,
 		WeChat: w.wx, Sealer: w.sealer, Callbacks: w.cb, APIRate: o.apiRate, ImportInlineRows: o.inlineRows})
 	if err != nil {
