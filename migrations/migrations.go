@@ -4,6 +4,8 @@
 //
 //	{{id}}     the auto-increment BIGINT primary key column
 //	{{table}}  table options (engine, charset, binary collation on MySQL)
+//	{{mysql}}  at the start of a statement: run it on MySQL only
+//	{{sqlite}} at the start of a statement: run it on SQLite only
 //
 // A released migration is never edited; change the schema with a new file.
 package migrations
@@ -94,7 +96,22 @@ func (m Migration) Statements(dialect string) []string {
 	if s := strings.TrimSpace(cur.String()); s != "" {
 		stmts = append(stmts, s)
 	}
-	return stmts
+	// Statements one engine spells its own way (DROP INDEX, say).
+	kept := stmts[:0]
+	for _, s := range stmts {
+		for _, d := range []string{"mysql", "sqlite"} {
+			if rest, ok := strings.CutPrefix(s, "{{"+d+"}}"); ok {
+				s = strings.TrimSpace(rest)
+				if d != dialect {
+					s = ""
+				}
+			}
+		}
+		if s != "" {
+			kept = append(kept, s)
+		}
+	}
+	return kept
 }
 
 // Apply brings the schema up to date. Two instances starting at once are safe:

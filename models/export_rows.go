@@ -85,8 +85,8 @@ type ExportBatch struct {
 
 	arena    []byte
 	openIDs  [][]byte
-	ids      []int64
-	pos      map[int64]int32
+	ids      []int64 // the customers' ids, ascending
+	next     int     // where the search for the next identity's customer starts
 	sortBuf  []identityAt
 	identBuf []IdentityRow
 }
@@ -246,6 +246,11 @@ type exportReader struct {
 	appIndex map[int64]int
 	shape    string
 	size     int
+	// dense: the last batch's customers filled most of the ids it spanned,
+	// so the next one is read straight from the table, up to lastID, the
+	// tenant's highest customer id.
+	dense  bool
+	lastID int64
 }
 
 type identityAt struct {
@@ -259,16 +264,38 @@ func (r *exportReader) readCustomers(b *ExportBatch, after int64) error {
 	b.Apps, b.Shape = r.apps, r.shape
 	b.Profiles, b.Identities, b.Customers = b.Profiles[:0], nil, 0
 	b.arena, b.openIDs, b.ids = b.arena[:0], b.openIDs[:0], b.ids[:0]
-	if b.pos == nil {
-		b.pos = make(map[int64]int32, r.size)
+	b.next = 0
+	dense := r.dense
+	if err := r.scanCustomers(b, after, r.size); err != nil {
+		return err
 	}
-	clear(b.pos)
+	if dense && len(b.ids) < r.size {
+		// The table ended at the tenant's highest id as it was when the walk
+		// began: customers added since come through the index.
+		r.dense = false
+		if n := len(b.ids); n > 0 {
+			after = b.ids[n-1]
+		}
+		if err := r.scanCustomers(b, after, r.size-len(b.ids)); err != nil {
+			return err
+		}
+	}
+	b.Customers = len(b.Profiles)
+	if b.Customers == 0 {
+		return nil
+	}
+	b.LastID = b.Profiles[b.Customers-1].ID
+	return r.learnDensity(b)
+}
 
-	query, args := r.customersSQL(after)
+// scanCustomers appends up to limit customers after the id to the batch.
+func (r *exportReader) scanCustomers(b *ExportBatch, after int64, limit int) error {
+	query, args := r.customersSQL(after, limit)
 	rows, err := r.q.db.Raw(query, args...).Rows()
 	if err != nil {
 		return err
 	}
+	defer rows.Close()
 	var (
 		id          int64
 		union, nick sql.RawBytes
@@ -276,7 +303,6 @@ func (r *exportReader) readCustomers(b *ExportBatch, after int64) error {
 	)
 	for rows.Next() {
 		if err := rows.Scan(&id, &union, &nick, &first, &last); err != nil {
-			rows.Close()
 			return err
 		}
 		p := ProfileRow{ID: id, FirstSeen: first, LastSeen: last}
@@ -284,20 +310,10 @@ func (r *exportReader) readCustomers(b *ExportBatch, after int64) error {
 		if p.Nickname == nil {
 			p.Nickname = []byte{}
 		}
-		b.pos[id] = int32(len(b.Profiles))
 		b.Profiles = append(b.Profiles, p)
 		b.ids = append(b.ids, id)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	b.Customers = len(b.Profiles)
-	if b.Customers == 0 {
-		return nil
-	}
-	b.LastID = b.Profiles[b.Customers-1].ID
-	return nil
+	return rows.Err()
 }
 
 // readIdentities adds the identities of the batch's customers: their OpenIDs
@@ -315,16 +331,78 @@ const exportIndex = "ix_customers_tenant_id"
 // customersSQL selects the next batch of customers after the id: the list's
 // conditions, in id order. A search that found its customers (by id, or a
 // nickname few share) reads them through its own index; anything else walks
-// the tenant's customers by id, testing the conditions on each.
-func (r *exportReader) customersSQL(after int64) (string, []any) {
+// the tenant's customers by id, testing the conditions on each: through the
+// tenant's index, or, where the tenant's customers fill the id range (a large
+// tenant), straight along the table, which is twice as fast as an index
+// entry and a row for each.
+func (r *exportReader) customersSQL(after int64, limit int) (string, []any) {
 	q := r.q
-	index := exportIndex
-	if q.idSet != nil || q.exact {
+	index, extra, extraArgs := exportIndex, []string{"id > ?"}, []any{after}
+	switch {
+	case q.idSet != nil || q.exact:
 		index = q.index
+	case r.dense && q.mysql:
+		index = "PRIMARY"
+		extra, extraArgs = append(extra, "id <= ?"), append(extraArgs, r.lastID)
 	}
-	where, args := q.where(true, []string{"id > ?"}, []any{after})
+	where, args := q.where(true, extra, extraArgs)
 	return "SELECT id, unionid, nickname, first_seen_at, last_seen_at FROM customers" + q.hint(index) +
-		" WHERE " + where + " ORDER BY id LIMIT ?", append(args, r.size)
+		" WHERE " + where + " ORDER BY id LIMIT ?", append(args, limit)
+}
+
+// denseShare: a batch whose customers are at least this share of the ids it
+// spans is dense. Where other tenants' customers are interleaved, or the
+// filter keeps few, reading along the table would read mostly rows that are
+// then left out.
+const denseShare = 0.5
+
+// learnDensity notes whether the batch just read was dense, for the next.
+func (r *exportReader) learnDensity(b *ExportBatch) error {
+	if len(b.ids) < r.size || r.q.idSet != nil || r.q.exact {
+		return nil
+	}
+	span := b.ids[len(b.ids)-1] - b.ids[0] + 1
+	r.dense = float64(len(b.ids)) >= denseShare*float64(span)
+	if r.dense && r.lastID == 0 {
+		err := r.q.db.Raw("SELECT COALESCE(MAX(id), 0) FROM customers"+r.q.hint(exportIndex)+" WHERE tenant_id = ?", r.tenantID).
+			Scan(&r.lastID).Error
+		if err != nil {
+			return fmt.Errorf("models: last customer of tenant %d: %w", r.tenantID, err)
+		}
+	}
+	return nil
+}
+
+// customer finds a customer of the batch by id. Identities mostly come in
+// customer order, so it looks just ahead of the last one first.
+func (b *ExportBatch) customer(id int64) (int, bool) {
+	if k := b.next; k < len(b.ids) && b.ids[k] == id {
+		return k, true
+	}
+	if k := b.next + 1; k < len(b.ids) && b.ids[k] == id {
+		b.next = k
+		return k, true
+	}
+	k, ok := slices.BinarySearch(b.ids, id)
+	if ok {
+		b.next = k
+	}
+	return k, ok
+}
+
+// app is the export column of an app id: a short scan beats a map for the
+// handful of apps a tenant has.
+func (r *exportReader) app(id int64) (int, bool) {
+	if len(r.apps) > 16 {
+		k, ok := r.appIndex[id]
+		return k, ok
+	}
+	for k := range r.apps {
+		if r.apps[k].ID == id {
+			return k, true
+		}
+	}
+	return 0, false
 }
 
 // keep copies raw column bytes into the arena; nil stays nil (SQL NULL).
@@ -392,8 +470,8 @@ func (r *exportReader) readOpenIDs(b *ExportBatch) error {
 		if err := rows.Scan(&cust, &app, &openid); err != nil {
 			return err
 		}
-		i, ok := b.pos[cust]
-		a, known := r.appIndex[app]
+		i, ok := b.customer(cust)
+		a, known := r.app(app)
 		if !ok || !known {
 			continue // an app added since the export started
 		}
@@ -433,8 +511,8 @@ func (r *exportReader) readIdentityRows(b *ExportBatch) error {
 		if err := rows.Scan(&id, &cust, &app, &openid, &subscribed, &subTime, &source, &first, &last); err != nil {
 			return err
 		}
-		i, ok := b.pos[cust]
-		a, known := r.appIndex[app]
+		i, ok := b.customer(cust)
+		a, known := r.app(app)
 		if !ok || !known {
 			continue
 		}
@@ -443,7 +521,7 @@ func (r *exportReader) readIdentityRows(b *ExportBatch) error {
 		if subTime.Valid {
 			row.SubscribeTime = subTime.Time
 		}
-		at = append(at, identityAt{cust: i, app: int32(a), id: id, row: row})
+		at = append(at, identityAt{cust: int32(i), app: int32(a), id: id, row: row})
 	}
 	if err := rows.Err(); err != nil {
 		return err
@@ -493,7 +571,12 @@ func CountExport(ctx context.Context, db *gorm.DB, tenantID int64, apps []Browse
 		return c, err
 	}
 	where, args := q.where(true, nil, nil)
-	customers := "SELECT id FROM customers" + q.hint(q.index) + " WHERE " + where
+	index := q.index
+	if len(q.rangeSQL) == 0 && len(q.testSQL) == 0 && q.idSet == nil {
+		// Nothing to test: the tenant's narrowest index counts fastest.
+		index = exportIndex
+	}
+	customers := "SELECT id FROM customers" + q.hint(index) + " WHERE " + where
 	limit := ""
 	if capAt > 0 {
 		limit = " LIMIT " + strconv.FormatInt(capAt+1, 10)

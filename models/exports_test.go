@@ -206,6 +206,55 @@ func TestExportReadsWhatTheListShows(t *testing.T) {
 	})
 }
 
+// A tenant whose customers are interleaved with another's, added to during
+// the walk: the export switches between reading along the table and through
+// the tenant's index, and holds every customer once, those added too.
+func TestExportWalksInterleavedTenants(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		tenant, _ := seededTenant(t, db, "export-mixed", 90)
+		other, _ := seededTenant(t, db, "export-between", 40)
+		if _, err := models.Seed(context.Background(), db, tenant, models.SeedOptions{Customers: 70, Seed: 9}); err != nil {
+			t.Fatal(err)
+		}
+		apps, err := models.BrowseApps(db, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := loadTruth(t, db, tenant)
+		batches := 0
+		var got []int64
+		_, err = models.ExportCustomers(context.Background(), db, tenant, apps, models.ExportRequest{Shape: models.ExportProfiles, BatchSize: 20},
+			func(b *models.ExportBatch) error {
+				batches++
+				for _, p := range b.Profiles {
+					got = append(got, p.ID)
+				}
+				if batches == 2 {
+					// Customers arrive while the export runs.
+					if _, err := models.Seed(context.Background(), db, tenant, models.SeedOptions{Customers: 15, Seed: 11}); err != nil {
+						return err
+					}
+					if _, err := models.Seed(context.Background(), db, other, models.SeedOptions{Customers: 5, Seed: 12}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(all)+15 || !slices.IsSorted(got) {
+			t.Fatalf("%d customers (sorted %v), the tenant had %d and gained 15", len(got), slices.IsSorted(got), len(all))
+		}
+		theirs := loadTruth(t, db, other)
+		for _, id := range got {
+			if theirs[id] != nil {
+				t.Fatalf("the other tenant's customer %d was exported", id)
+			}
+		}
+	})
+}
+
 // An export resumes after a cursor with the rest, and stops on the writer's
 // error without reading further.
 func TestExportResumesAndStops(t *testing.T) {
