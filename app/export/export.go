@@ -78,6 +78,9 @@ type Config struct {
 	Keep time.Duration
 	// BatchSize overrides the customers read per query (tests).
 	BatchSize int
+	// Stored, if set, is told each chunk a job has committed; tests use it
+	// to stop or cancel a run half-way.
+	Stored func(exportID int64, seq int)
 }
 
 // Exporter runs background exports as jobs and sweeps their expired files.
@@ -221,6 +224,9 @@ func (x *Exporter) run(ctx context.Context, j *jobs.Job) error {
 		})
 		if err != nil {
 			return err
+		}
+		if x.cfg.Stored != nil {
+			x.cfg.Stored(e.ID, cp.Seq)
 		}
 		cp, csv.n = next, 0
 		buf.Reset()
