@@ -67,6 +67,11 @@ func (s *Server) exportsPage(c *fiber.Ctx) error {
 	return s.render(c, fiber.StatusOK, views.ExportsPage(v))
 }
 
+// staleStream: a streamed export still "streaming" this long after it began
+// has stopped without a word (a download takes at most the server's write
+// timeout, 5 minutes).
+const staleStream = 10 * time.Minute
+
 // exportRow is an export as the list shows it.
 func exportRow(ctx context.Context, e models.ExportWithJob, apps []views.AppOption, base string, now time.Time, canCancel bool) views.ExportRow {
 	r := views.ExportRow{ID: e.ID, At: e.CreatedAt, Actor: e.Actor, Shape: e.Shape, Delivery: e.Delivery, State: e.State,
@@ -74,6 +79,10 @@ func exportRow(ctx context.Context, e models.ExportWithJob, apps []views.AppOpti
 	if raw, err := url.ParseQuery(e.Filter); err == nil {
 		f, _ := models.ParseCustomerFilter(raw)
 		r.Chips = views.FilterChips(ctx, f, apps)
+	}
+	if e.State == models.ExportStreaming && now.Sub(e.CreatedAt) > staleStream {
+		// Its instance stopped before it could record the end.
+		r.State = models.ExportFailed
 	}
 	self := base + "/" + strconv.FormatInt(e.ID, 10)
 	live := e.State == models.ExportQueued || e.State == models.ExportRunning
