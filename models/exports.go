@@ -141,18 +141,24 @@ func StartStreamedExport(db *gorm.DB, tenantID int64, n NewExport, now time.Time
 }
 
 // FinishStreamedExport records how a streamed export ended: the rows and
-// bytes that left, or the error that stopped it.
-func FinishStreamedExport(db *gorm.DB, tenantID, id int64, st ExportStats, bytes int64, failure error, now time.Time) error {
+// bytes that left, or, when it stopped half-way (the browser went away, the
+// database failed), that it did and after how many rows, in the audit log too.
+func FinishStreamedExport(db *gorm.DB, tenantID int64, e *Export, st ExportStats, bytes int64, failure error, who AuditEvent, now time.Time) error {
 	now = dbTime(now)
 	set := map[string]any{"state": ExportDone, "row_count": st.Rows, "customer_count": st.Customers, "bytes": bytes,
 		"finished_at": now, "updated_at": now}
 	if failure != nil {
 		set["state"], set["error"] = ExportFailed, clipString(failure.Error(), 500)
 	}
-	if err := db.Model(&Export{}).Scopes(ForTenant(tenantID)).Where("id = ?", id).Updates(set).Error; err != nil {
-		return fmt.Errorf("models: finish export %d: %w", id, err)
-	}
-	return nil
+	return RetryTx(db.Statement.Context, db, func(tx *gorm.DB) error {
+		if err := tx.Model(&Export{}).Scopes(ForTenant(tenantID)).Where("id = ?", e.ID).Updates(set).Error; err != nil {
+			return fmt.Errorf("models: finish export %d: %w", e.ID, err)
+		}
+		if failure == nil {
+			return nil
+		}
+		return RecordAudit(tx, tenantID, exportAudit(e, AuditExportFailed, fmt.Sprintf("stopped after %d rows", st.Rows), who, now))
+	})
 }
 
 // StartExportJob records a background export and queues its job in the first

@@ -416,3 +416,45 @@ func sortLines(l []identityLine) {
 		return l[i].app < l[j].app
 	})
 }
+
+// A streamed export is audited before a row leaves; one cut short says so,
+// with the rows that left.
+func TestStreamedExportRecords(t *testing.T) {
+	db := dbtest.SQLite(t)
+	tenant := insertTenant(t, db, "export-stream")
+	now := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	who := models.AuditEvent{ActorUserID: 3, Actor: "mia@example.com", IP: "10.0.0.1"}
+	ne := models.NewExport{Shape: models.ExportIdentities, Filter: models.CustomerFilter{Linked: "no"}, ExpectedRows: 1200, Actor: who}
+	done, err := models.StartStreamedExport(db, tenant, ne, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, err := models.StartStreamedExport(db, tenant, ne, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := models.FinishStreamedExport(db, tenant, done, models.ExportStats{Rows: 1200, Customers: 800}, 90000, nil, who, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := models.FinishStreamedExport(db, tenant, cut, models.ExportStats{Rows: 300}, 20000, errors.New("broken pipe"), who, now); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := models.FindExport(db, tenant, done.ID)
+	b, _ := models.FindExport(db, tenant, cut.ID)
+	if a.State != models.ExportDone || a.RowCount != 1200 || b.State != models.ExportFailed || b.RowCount != 300 || a.Downloadable(now) {
+		t.Fatalf("recorded %+v and %+v", a, b)
+	}
+	page, _ := models.ListAudit(db, tenant, 0, 10)
+	var lines []string
+	for _, e := range page.Events {
+		lines = append(lines, e.Action+" "+e.Target+" "+e.Detail+" "+e.IP)
+	}
+	want := []string{
+		"export_failed linked=no export 2: identities, stopped after 300 rows 10.0.0.1",
+		"export_streamed linked=no export 2: identities, 1200 rows 10.0.0.1",
+		"export_streamed linked=no export 1: identities, 1200 rows 10.0.0.1",
+	}
+	if !slices.Equal(lines, want) {
+		t.Fatalf("audit:\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -194,7 +194,7 @@ func (s *Server) streamExport(c *fiber.Ctx, rec *models.Export, r exportRequest)
 	// ours: take what it needs now.
 	ctx := views.WithLocale(context.WithoutCancel(c.UserContext()), views.LocaleOf(c.UserContext()))
 	conn := c.Context().Conn()
-	tenantID, now := sc.TenantID, s.now
+	tenantID, now, who := sc.TenantID, s.now, s.auditActor(c)
 	req := models.ExportRequest{Shape: r.shape, Filter: r.filter}
 	setAttachment(c, export.FileName(sc.Slug, r.shape, now()))
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
@@ -210,7 +210,7 @@ func (s *Server) streamExport(c *fiber.Ctx, rec *models.Export, r exportRequest)
 		if err == nil {
 			st, err = export.Write(ctx, s.db, tenantID, r.apps, req, enc, w.Flush)
 		}
-		if ferr := models.FinishStreamedExport(s.db.WithContext(ctx), tenantID, rec.ID, st, out.n, err, now()); ferr != nil {
+		if ferr := models.FinishStreamedExport(s.db.WithContext(ctx), tenantID, rec, st, out.n, err, who, now()); ferr != nil {
 			s.log.Error("export: record the end of a streamed export", "export", rec.ID, "err", ferr)
 		}
 		if err != nil {
