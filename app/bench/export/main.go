@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -333,6 +334,10 @@ type recordCounter struct {
 }
 
 func (r *recordCounter) Write(p []byte) (int, error) {
+	if !r.quoted && bytes.IndexByte(p, '"') < 0 {
+		r.n += int64(bytes.Count(p, []byte{'\n'}))
+		return len(p), nil
+	}
 	for _, c := range p {
 		switch {
 		case c == '"':
