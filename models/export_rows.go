@@ -1,6 +1,8 @@
 package models
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -43,6 +45,8 @@ func ValidExportShape(s string) bool { return s == ExportProfiles || s == Export
 const (
 	exportBatchMySQL  = 10000
 	exportBatchSQLite = 2000
+	// An identities batch of customers holds about three times as many rows.
+	exportIdentityBatch = 4000
 )
 
 // ProfileRow is one customer of a profiles export. Byte slices point into the
@@ -87,7 +91,6 @@ type ExportBatch struct {
 	openIDs  [][]byte
 	ids      []int64 // the customers' ids, ascending
 	next     int     // where the search for the next identity's customer starts
-	sortBuf  []identityAt
 	identBuf []IdentityRow
 }
 
@@ -136,11 +139,14 @@ func ExportCustomers(ctx context.Context, db *gorm.DB, tenantID int64, apps []Br
 		return st, err
 	}
 	size := req.BatchSize
-	if size <= 0 {
+	switch {
+	case size > 0:
+	case !q.mysql:
 		size = exportBatchSQLite
-		if q.mysql {
-			size = exportBatchMySQL
-		}
+	case req.Shape == ExportIdentities:
+		size = exportIdentityBatch
+	default:
+		size = exportBatchMySQL
 	}
 	r := &exportReader{q: q, tenantID: tenantID, apps: apps, shape: req.Shape, size: size, appIndex: map[int64]int{}}
 	for i, a := range apps {
@@ -251,12 +257,6 @@ type exportReader struct {
 	// tenant's highest customer id.
 	dense  bool
 	lastID int64
-}
-
-type identityAt struct {
-	cust, app int32
-	id        int64
-	row       IdentityRow
 }
 
 // readCustomers fills b with the customers after the id.
@@ -491,24 +491,25 @@ func (r *exportReader) readOpenIDs(b *ExportBatch) error {
 }
 
 // readIdentityRows fills the batch's identity rows, ordered like the
-// customers, then by app and id.
+// customers, then by app and OpenID.
 func (r *exportReader) readIdentityRows(b *ExportBatch) error {
 	rows, err := r.q.db.Raw(r.identitiesSQL(
-		"id, customer_id, app_id, openid, subscribed, subscribe_time, source, first_seen_at, last_seen_at", b.ids)).Rows()
+		"customer_id, app_id, openid, subscribed, subscribe_time, source, first_seen_at, last_seen_at", b.ids)).Rows()
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	var (
-		id, cust, app  int64
+		cust, app      int64
 		openid, source sql.RawBytes
 		subscribed     bool
 		subTime        sql.NullTime
 		first, last    time.Time
 	)
-	at := b.sortBuf[:0]
+	out := b.identBuf[:0]
+	inOrder := true
 	for rows.Next() {
-		if err := rows.Scan(&id, &cust, &app, &openid, &subscribed, &subTime, &source, &first, &last); err != nil {
+		if err := rows.Scan(&cust, &app, &openid, &subscribed, &subTime, &source, &first, &last); err != nil {
 			return err
 		}
 		i, ok := b.customer(cust)
@@ -517,35 +518,54 @@ func (r *exportReader) readIdentityRows(b *ExportBatch) error {
 			continue
 		}
 		row := IdentityRow{CustomerID: cust, UnionID: b.Profiles[i].UnionID, App: a, OpenID: b.keep(openid),
-			Subscribed: subscribed, Source: b.keep(source), FirstSeen: first, LastSeen: last}
+			Subscribed: subscribed, Source: internSource(source, b), FirstSeen: first, LastSeen: last}
 		if subTime.Valid {
 			row.SubscribeTime = subTime.Time
 		}
-		at = append(at, identityAt{cust: int32(i), app: int32(a), id: id, row: row})
+		if n := len(out); n > 0 && compareIdentityRows(&out[n-1], &row) > 0 {
+			inOrder = false
+		}
+		out = append(out, row)
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	slices.SortFunc(at, func(x, y identityAt) int {
-		switch {
-		case x.cust != y.cust:
-			return int(x.cust - y.cust)
-		case x.app != y.app:
-			return int(x.app - y.app)
-		case x.id < y.id:
-			return -1
-		case x.id > y.id:
-			return 1
-		}
-		return 0
-	})
-	b.sortBuf = at
-	out := b.identBuf[:0]
-	for k := range at {
-		out = append(out, at[k].row)
+	// The index hands them over in this order already; another engine's plan
+	// may not.
+	if !inOrder {
+		slices.SortFunc(out, func(x, y IdentityRow) int { return compareIdentityRows(&x, &y) })
 	}
 	b.identBuf, b.Identities = out, out
 	return nil
+}
+
+// compareIdentityRows orders identities by customer (ids ascending, as the
+// batch), app, then OpenID.
+func compareIdentityRows(x, y *IdentityRow) int {
+	switch {
+	case x.CustomerID != y.CustomerID:
+		return cmp.Compare(x.CustomerID, y.CustomerID)
+	case x.App != y.App:
+		return cmp.Compare(x.App, y.App)
+	}
+	return bytes.Compare(x.OpenID, y.OpenID)
+}
+
+// sourceNames are the sources as bytes, shared by every row that has one.
+var sourceNames = func() map[string][]byte {
+	m := map[string][]byte{}
+	for _, s := range Sources() {
+		m[s] = []byte(s)
+	}
+	return m
+}()
+
+// internSource is a known source's shared bytes, or a copy in the arena.
+func internSource(raw sql.RawBytes, b *ExportBatch) []byte {
+	if s, ok := sourceNames[string(raw)]; ok {
+		return s
+	}
+	return b.keep(raw)
 }
 
 // ExportCount is how many customers and lines an export of a filter holds.
@@ -585,14 +605,17 @@ func CountExport(ctx context.Context, db *gorm.DB, tenantID int64, apps []Browse
 		return c, fmt.Errorf("models: count export: %w", err)
 	}
 	c.Rows = c.Customers
-	if shape == ExportIdentities && c.Customers > 0 {
+	// Identities are counted only for customers within the cap (more than
+	// capAt customers hold more than capAt identities): so the count costs a
+	// few times capAt index entries at most, and needs no LIMIT, which would
+	// make the database gather every row before counting them.
+	if shape == ExportIdentities && c.Customers > 0 && (capAt <= 0 || c.Customers <= capAt) {
 		var sql string
 		if !f.Narrowed() {
 			// Every identity of the tenant belongs to one of its customers.
-			sql, args = "SELECT COUNT(*) FROM (SELECT 1 FROM identities WHERE tenant_id = ?"+limit+") t", []any{tenantID}
+			sql, args = "SELECT COUNT(*) FROM identities WHERE tenant_id = ?", []any{tenantID}
 		} else {
-			sql = "SELECT COUNT(*) FROM (SELECT 1 FROM identities ei WHERE ei.tenant_id = ? AND ei.customer_id IN (" +
-				customers + ")" + limit + ") t"
+			sql = "SELECT COUNT(*) FROM identities ei WHERE ei.tenant_id = ? AND ei.customer_id IN (" + customers + ")"
 			args = append([]any{tenantID}, args...)
 		}
 		if err := db.Raw(sql, args...).Scan(&c.Rows).Error; err != nil {
