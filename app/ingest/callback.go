@@ -71,6 +71,7 @@ type CallbacksConfig struct {
 	ClaimBatch  int           // events the worker resolves at once; default 1000
 	Lease       time.Duration // how long a claimed batch is the worker's; default 2 min
 	Poll        time.Duration // how often the worker looks for events stored elsewhere; default 1 s
+	Gather      time.Duration // how long the worker lets a batch fill after a wake-up; default 200 ms
 	Retention   time.Duration // how long settled events are kept to catch retries; default 24 h
 }
 
@@ -85,6 +86,7 @@ func NewCallbacks(cfg CallbacksConfig) *Callbacks {
 	def(&cfg.AppCacheTTL, 30*time.Second)
 	def(&cfg.Lease, 2*time.Minute)
 	def(&cfg.Poll, time.Second)
+	def(&cfg.Gather, 200*time.Millisecond)
 	def(&cfg.Retention, 24*time.Hour)
 	if cfg.Writers <= 0 {
 		cfg.Writers = 4

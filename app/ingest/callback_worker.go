@@ -35,11 +35,13 @@ func (c *Callbacks) Run(ctx context.Context) error {
 			c.purge(ctx)
 		case <-time.After(c.cfg.Poll):
 		case <-c.wake:
-			// Let the pushes arriving alongside join this batch.
+			// Let the pushes arriving alongside join this batch: fewer,
+			// larger transactions leave the database's commits (and the
+			// CPU) to the acknowledgements.
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(20 * time.Millisecond):
+			case <-time.After(c.cfg.Gather):
 			}
 		}
 	}
