@@ -46,6 +46,7 @@ func runBenchSync(ctx context.Context, args []string, env *environment) error {
 	writers := fs.Int("writers", 0, "pages resolved at once (0: the sync's default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the syncs to this file")
 	keep := fs.Bool("keep", false, "keep the database afterwards")
+	latency := fs.Duration("wechat-latency", 0, "latency the simulator adds to each batchget call (WeChat's is tens of milliseconds)")
 	if err := fs.Parse(args); err != nil {
 		return flagErr(err)
 	}
@@ -61,6 +62,12 @@ func runBenchSync(ctx context.Context, args []string, env *environment) error {
 	}
 	defer sim.stop()
 	fmt.Fprintf(out, "simulator (pid %d) on %s: app %s with %d followers\n", sim.cmd.Process.Pid, sim.url, sim.appID, *n)
+	if *latency > 0 {
+		if err := sim.setLatency("cgi-bin/user/info/batchget", *latency); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "batchget answers after %s\n", *latency)
+	}
 
 	db, dropDB, err := freshBenchDatabase(ctx, *server, "oneid_bench_sync")
 	if err != nil {
@@ -181,6 +188,21 @@ func (s *simProcess) stop() {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	_ = s.cmd.Wait()
 	_ = os.RemoveAll(s.dir)
+}
+
+// setLatency asks the simulator, through its control API, to answer every
+// call to path after d.
+func (s *simProcess) setLatency(path string, d time.Duration) error {
+	body := fmt.Sprintf(`{"path":%q,"latency_ms":%d}`, path, d.Milliseconds())
+	resp, err := http.Post(s.url+"/_sim/faults", "application/json", strings.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("bench-sync: set the simulator's latency: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bench-sync: set the simulator's latency: HTTP %d", resp.StatusCode)
+	}
+	return nil
 }
 
 // startSimProcess starts this binary as `wxsim` on a free loopback port with

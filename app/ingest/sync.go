@@ -50,7 +50,9 @@ type SyncConfig struct {
 	Sealer *models.Sealer
 	Log    *slog.Logger
 	Now    func() time.Time
-	// Fetchers is how many batchget calls are in flight at once (default 8).
+	// Fetchers is how many batchget calls are in flight at once (default
+	// 16: at WeChat's tens of milliseconds a call, enough to keep ahead of
+	// the writers).
 	Fetchers int
 	// Writers is how many pages are resolved at once, each in its own
 	// transaction (default 2).
@@ -79,7 +81,7 @@ func NewSyncer(cfg SyncConfig) *Syncer {
 		cfg.Now = func() time.Time { return time.Now().UTC() }
 	}
 	if cfg.Fetchers <= 0 {
-		cfg.Fetchers = 8
+		cfg.Fetchers = 16
 	}
 	if cfg.Writers <= 0 {
 		cfg.Writers = 2
