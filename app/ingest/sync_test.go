@@ -384,3 +384,19 @@ func TestSyncSchedules(t *testing.T) {
 		t.Errorf("audit %s", got)
 	}
 }
+
+// The embedded database (SQLite, `make run`) syncs too: its writers queue for
+// the file, one page at a time.
+func TestSyncOnSQLite(t *testing.T) {
+	t.Parallel()
+	w := newSyncWorld(t, dbtest.SQLite(t), wechattest.Start(t))
+	a := w.app("embedded", 12_000, true, 0)
+	s := w.syncer(ingest.SyncConfig{})
+	if j := w.syncNow(a, s); j.State != models.JobSucceeded || j.Processed != 12_000 {
+		t.Fatalf("sync: %+v", j)
+	}
+	w.checkMatches(a, w.followers(a, true))
+	if j := w.syncNow(a, s); j.State != models.JobSucceeded {
+		t.Fatalf("re-sync: %+v", j)
+	}
+}
