@@ -120,6 +120,9 @@ func TestBrowserBrowsesCustomers(t *testing.T) {
 	rowIDs := func(ctx context.Context) string {
 		return eval(ctx, `Array.from(document.querySelectorAll('[data-testid="customer-link"]')).map(a => a.getAttribute('href').split('?')[0]).join(',')`)
 	}
+	// htmxIdle holds once htmx has finished swapping and settling: a click on an
+	// element of the old fragment would otherwise be lost.
+	const htmxIdle = `document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added') === null`
 	// waitFor polls a JavaScript condition: htmx swaps arrive asynchronously.
 	waitFor := func(ctx context.Context, what, js string) {
 		t.Helper()
@@ -184,19 +187,19 @@ func TestBrowserBrowsesCustomers(t *testing.T) {
 	// Page forward and back through the whole list.
 	step(marketer, "clear", chromedp.Navigate(list), chromedp.WaitVisible(chromedp.CSS(`[data-testid="page-next"]`)))
 	step(marketer, "next page", chromedp.Click(chromedp.CSS(`[data-testid="page-next"]`)))
-	waitFor(marketer, "page 2", `location.search.includes('after=') && document.querySelector('[data-testid="page-prev"]') !== null`)
+	waitFor(marketer, "page 2", `location.search.includes('after=') && document.querySelector('[data-testid="page-prev"]') !== null && `+htmxIdle)
 	secondPage := rowIDs(marketer)
 	if secondPage == firstPage || secondPage == "" {
 		t.Fatal("the next page shows the same customers")
 	}
 	shot(marketer, "browse-04-page-2")
 	step(marketer, "previous page", chromedp.Click(chromedp.CSS(`[data-testid="page-prev"]`)))
-	waitFor(marketer, "page 1 again", `location.search.includes('before=')`)
+	waitFor(marketer, "page 1 again", `location.search.includes('before=') && `+htmxIdle)
 	if got := rowIDs(marketer); got != firstPage {
 		t.Fatalf("previous page:\n%s\nwant\n%s", got, firstPage)
 	}
 	step(marketer, "next again", chromedp.Click(chromedp.CSS(`[data-testid="page-next"]`)))
-	waitFor(marketer, "page 2 again", `location.search.includes('after=')`)
+	waitFor(marketer, "page 2 again", `location.search.includes('after=') && `+htmxIdle)
 	step(marketer, "browser back", chromedp.NavigateBack())
 	waitFor(marketer, "back in history", `location.search.includes('before=')`)
 	if got := rowIDs(marketer); got != firstPage {
@@ -221,7 +224,10 @@ func TestBrowserBrowsesCustomers(t *testing.T) {
 		t.Errorf("unique customers %q", got)
 	}
 	shot(marketer, "browse-06-dashboard")
-	step(marketer, "English", chromedp.Click(chromedp.CSS(`[data-testid="locale-switch"] button[value="en"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="overlap"]`)))
+	// The switch posts a form and the page reloads: wait for the English page
+	// itself, not the Chinese one still on screen, before the screenshot.
+	step(marketer, "English", chromedp.Click(chromedp.CSS(`[data-testid="locale-switch"] button[value="en"]`)))
+	waitFor(marketer, "the English dashboard", `document.documentElement.lang === "en" && document.readyState === "complete" && document.querySelector('[data-testid="overlap"]') !== null`)
 	shot(marketer, "browse-07-dashboard-en")
 
 	// A viewer, in a browser of their own, sees ids masked.
