@@ -364,17 +364,6 @@ func (q *listQuery) where(withRange bool, extra []string, extraArgs []any) (stri
 // page reads up to limit+1 rows from the cursor on, in walk order (reversed
 // for a previous page).
 func (q *listQuery) page(limit int) ([]CustomerRow, error) {
-	sql, args := q.pageSQL("c.id, c.unionid, c.unlinked_reason, c.nickname, c.first_seen_at, c.last_seen_at, c.app_mask, c.sub_mask", limit+1)
-	var rows []CustomerRow
-	if err := q.db.Raw(sql, args...).Scan(&rows).Error; err != nil {
-		return nil, fmt.Errorf("models: list customers: %w", err)
-	}
-	return rows, nil
-}
-
-// pageSQL is the query of up to limit rows from the cursor on, in walk order,
-// selecting cols of customers c. Exports walk the list with it too.
-func (q *listQuery) pageSQL(cols string, limit int) (string, []any) {
 	col := q.f.sortColumn()
 	desc := q.f.descending()
 	var extra []string
@@ -399,10 +388,15 @@ func (q *listQuery) pageSQL(cols string, limit int) (string, []any) {
 	where, args := q.where(true, extra, extraArgs)
 	// The inner query reads ids from the index alone; only the page's rows are
 	// then fetched.
-	sql := "SELECT " + cols +
+	sql := "SELECT c.id, c.unionid, c.unlinked_reason, c.nickname, c.first_seen_at, c.last_seen_at, c.app_mask, c.sub_mask" +
 		" FROM (SELECT id FROM customers" + q.hint(q.index) + " WHERE " + where + " ORDER BY " + order + " LIMIT ?) k" +
 		" JOIN customers c ON c.id = k.id WHERE c.tenant_id = ? ORDER BY c." + col + " " + dir + ", c.id " + dir
-	return sql, append(args, limit, q.tenantID)
+	args = append(args, limit+1, q.tenantID)
+	var rows []CustomerRow
+	if err := q.db.Raw(sql, args...).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("models: list customers: %w", err)
+	}
+	return rows, nil
 }
 
 // count says how many customers match. When the stats expect clearly more
