@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"oneid/app/binding"
 	"oneid/app/config"
 	"oneid/app/web"
+	"oneid/app/web/browsertest"
 	"oneid/app/wechat"
 	"oneid/app/wechat/wechattest"
 	"oneid/migrations/dbtest"
@@ -29,7 +28,6 @@ import (
 // the differing characters marked, and a self-managed app with its callback
 // URL. Screenshots go to $ONEID_ARTIFACTS (or a temporary folder).
 func TestBrowserBindsAnAppWithWeChat(t *testing.T) {
-	chromium := chromiumPath(t)
 	db := dbtest.MySQL(t)
 	sim := wechattest.Start(t)
 	comp, err := sim.AddComponent(wechattest.ComponentSpec{Token: "comptoken", AESKey: appsCompKey})
@@ -80,125 +78,55 @@ func TestBrowserBindsAnAppWithWeChat(t *testing.T) {
 	}
 	apps := base + "/t/" + tenant.Slug + "/apps"
 
-	shots := os.Getenv("ONEID_ARTIFACTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("lang", "zh-CN"),
-		chromedp.Flag("accept-lang", "zh-CN,zh"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1366, 860),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	if err := chromedp.Do(browser, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
-	defer cancel()
+	b := browsertest.Start(t, browsertest.Options{Within: 90 * time.Second})
+	tab := b.Tab()
+	ctx := tab.Ctx
 
-	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		path := filepath.Join(shots, name+".png")
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
-	}
-	click := func(what, selector string) int64 {
-		t.Helper()
-		res, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(selector)))
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		return res.Status
-	}
-	location := func() string {
-		t.Helper()
-		loc, err := chromedp.Run(ctx, chromedp.Location())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return loc
-	}
-	text := func(selector string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(selector)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", selector, err)
-		}
-		return s
-	}
-
-	step("sign in",
+	tab.Do("sign in",
 		chromedp.Navigate(base+"/signin"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="signin-form"]`)),
 		chromedp.SendKeys(chromedp.CSS("#f-email"), "admin@coffee.example"),
 		chromedp.SendKeys(chromedp.CSS("#f-password"), "correct horse battery"),
 	)
-	click("sign in", `[data-testid="signin-submit"]`)
-	step("apps page", chromedp.Navigate(apps), chromedp.WaitVisible(chromedp.CSS(`[data-testid="no-apps"]`)))
-	shot("apps-01-empty")
+	tab.Click("sign in", `[data-testid="signin-submit"]`)
+	tab.Do("apps page", chromedp.Navigate(apps), chromedp.WaitVisible(chromedp.CSS(`[data-testid="no-apps"]`)))
+	tab.Shot("apps-01-empty")
 
 	// Bind with WeChat: the simulator's authorisation page stands in for WeChat's.
-	click("bind with WeChat", `[data-testid="bind-wechat"]`)
-	if loc := location(); !strings.HasPrefix(loc, sim.URL()+"/cgi-bin/componentloginpage?") {
+	tab.Click("bind with WeChat", `[data-testid="bind-wechat"]`)
+	if loc := tab.Location(); !strings.HasPrefix(loc, sim.URL()+"/cgi-bin/componentloginpage?") {
 		t.Fatalf("Bind with WeChat went to %s", loc)
 	}
-	step("authorisation page", chromedp.WaitVisible(chromedp.CSS(`[data-testid="sim-authorize-`+service.AppID+`"]`)))
-	shot("apps-02-wechat-authorisation-page")
-	if status := click("consent", `[data-testid="sim-authorize-`+service.AppID+`"]`); status != 200 {
+	tab.Do("authorisation page", chromedp.WaitVisible(chromedp.CSS(`[data-testid="sim-authorize-`+service.AppID+`"]`)))
+	tab.Shot("apps-02-wechat-authorisation-page")
+	if status := tab.Click("consent", `[data-testid="sim-authorize-`+service.AppID+`"]`); status != 200 {
 		t.Fatalf("the return to OneID answered %d", status)
 	}
-	if loc := location(); loc != apps+"?done=bound" {
+	if loc := tab.Location(); loc != apps+"?done=bound" {
 		t.Fatalf("after consenting: %s", loc)
 	}
 	row := `[data-testid="open-account"][data-open-appid="` + open + `"] [data-testid="app-row"][data-appid="` + service.AppID + `"]`
-	step("bound app", chromedp.WaitVisible(chromedp.CSS(row)))
-	if p := text(row + ` [data-testid="app-principal"]`); !strings.Contains(p, appsPrincipal) {
+	tab.Do("bound app", chromedp.WaitVisible(chromedp.CSS(row)))
+	if p := tab.Text(row + ` [data-testid="app-principal"]`); !strings.Contains(p, appsPrincipal) {
 		t.Fatalf("the principal shown is %q", p)
 	}
-	if s := text(row + ` [data-testid="app-status"]`); s != "正常" {
+	if s := tab.Text(row + ` [data-testid="app-status"]`); s != "正常" {
 		t.Fatalf("status %q", s)
 	}
-	shot("apps-03-bound-with-wechat")
+	tab.Shot("apps-03-bound-with-wechat")
 
 	// A mini-program in no open-platform account is listed apart.
-	click("bind with WeChat again", `[data-testid="bind-wechat"]`)
-	step("authorisation page again", chromedp.WaitVisible(chromedp.CSS(`[data-testid="sim-authorize-`+mini.AppID+`"]`)))
-	click("consent for the mini-program", `[data-testid="sim-authorize-`+mini.AppID+`"]`)
-	step("unlinked section", chromedp.WaitVisible(chromedp.CSS(`[data-testid="unlinked-apps"] [data-appid="`+mini.AppID+`"]`)))
-	if s := text(`[data-testid="never-linked"]`); !strings.Contains(s, "永远无法通过 UnionID 关联") {
+	tab.Click("bind with WeChat again", `[data-testid="bind-wechat"]`)
+	tab.Do("authorisation page again", chromedp.WaitVisible(chromedp.CSS(`[data-testid="sim-authorize-`+mini.AppID+`"]`)))
+	tab.Click("consent for the mini-program", `[data-testid="sim-authorize-`+mini.AppID+`"]`)
+	tab.Do("unlinked section", chromedp.WaitVisible(chromedp.CSS(`[data-testid="unlinked-apps"] [data-appid="`+mini.AppID+`"]`)))
+	if s := tab.Text(`[data-testid="never-linked"]`); !strings.Contains(s, "永远无法通过 UnionID 关联") {
 		t.Fatalf("the unlinked section says %q", s)
 	}
-	shot("apps-04-list-with-unlinked")
+	tab.Shot("apps-04-list-with-unlinked")
 
 	// A principal mismatch: an open-platform account declared for Beijing.
-	step("declare an open-platform account",
+	tab.Do("declare an open-platform account",
 		chromedp.Navigate(apps+"/new"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="declare-form"]`)),
 		chromedp.SendKeys(chromedp.CSS("#f-open_appid"), "wx00000000000000b2"),
@@ -206,7 +134,7 @@ func TestBrowserBindsAnAppWithWeChat(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#f-open_principal"), "示例科技（北京）有限公司"),
 		chromedp.Click(chromedp.CSS(`input[name="open_verified"][value="yes"]`)),
 	)
-	click("save the open-platform account", `[data-testid="declare-submit"]`)
+	tab.Click("save the open-platform account", `[data-testid="declare-submit"]`)
 	bj, err := models.FindOpenAccountByOpenAppID(db, tenant.ID, "wx00000000000000b2")
 	if err != nil {
 		t.Fatal(err)
@@ -224,32 +152,32 @@ func TestBrowserBindsAnAppWithWeChat(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#f-callback_token"), "cbtoken123"),
 		chromedp.SendKeys(chromedp.CSS("#f-aes_key"), appsAESKey),
 	}
-	step("fill the self-managed form", append(fillSelf, chromedp.SetValue(chromedp.CSS("#f-open_account_id"), strconv.FormatInt(bj.ID, 10)))...)
-	shot("apps-05-self-managed-form")
-	if status := click("bind into Beijing's account", `[data-testid="self-managed-submit"]`); status != 422 {
+	tab.Do("fill the self-managed form", append(fillSelf, chromedp.SetValue(chromedp.CSS("#f-open_account_id"), strconv.FormatInt(bj.ID, 10)))...)
+	tab.Shot("apps-05-self-managed-form")
+	if status := tab.Click("bind into Beijing's account", `[data-testid="self-managed-submit"]`); status != 422 {
 		t.Fatalf("the mismatch answered %d", status)
 	}
-	step("refusal", chromedp.WaitVisible(chromedp.CSS(`[data-testid="refusal"][data-reason="mismatch"]`)))
-	if m := text(`[data-testid="diff-open"] mark`); m != "北京" {
+	tab.Do("refusal", chromedp.WaitVisible(chromedp.CSS(`[data-testid="refusal"][data-reason="mismatch"]`)))
+	if m := tab.Text(`[data-testid="diff-open"] mark`); m != "北京" {
 		t.Fatalf("marked %q in the open account's name", m)
 	}
-	if a, o := text(`[data-testid="diff-app"] .principal`), text(`[data-testid="diff-open"] .principal`); a != appsPrincipal || o != "示例科技（北京）有限公司" {
+	if a, o := tab.Text(`[data-testid="diff-app"] .principal`), tab.Text(`[data-testid="diff-open"] .principal`); a != appsPrincipal || o != "示例科技（北京）有限公司" {
 		t.Fatalf("the refusal shows %q and %q", a, o)
 	}
-	shot("apps-06-refusal-principal-mismatch")
+	tab.Shot("apps-06-refusal-principal-mismatch")
 
 	// The same app with no open-platform account: bound, with its callback URL.
-	step("fill the self-managed form again", fillSelf...)
-	click("bind self-managed", `[data-testid="self-managed-submit"]`)
-	step("app page", chromedp.WaitVisible(chromedp.CSS(`[data-testid="callback-url"]`)))
+	tab.Do("fill the self-managed form again", fillSelf...)
+	tab.Click("bind self-managed", `[data-testid="self-managed-submit"]`)
+	tab.Do("app page", chromedp.WaitVisible(chromedp.CSS(`[data-testid="callback-url"]`)))
 	cb, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`[data-testid="callback-url"]`)))
 	if err != nil || !strings.HasPrefix(cb, base+"/wechat/callback/") {
 		t.Fatalf("callback URL %q: %v", cb, err)
 	}
-	shot("apps-07-self-managed-app-page")
-	appPage := location()
-	step("list", chromedp.Navigate(apps), chromedp.WaitVisible(chromedp.CSS(`[data-testid="app-row"][data-appid="`+self.AppID+`"]`)))
-	shot("apps-08-list")
+	tab.Shot("apps-07-self-managed-app-page")
+	appPage := tab.Location()
+	tab.Do("list", chromedp.Navigate(apps), chromedp.WaitVisible(chromedp.CSS(`[data-testid="app-row"][data-appid="`+self.AppID+`"]`)))
+	tab.Shot("apps-08-list")
 
 	// Token health: another system force-refreshes the same AppSecret (WeChat
 	// refuses OneID's token twice), then the day's quota runs out.
@@ -268,18 +196,18 @@ func TestBrowserBindsAnAppWithWeChat(t *testing.T) {
 	if err := models.NoteWechatError(db, self.AppID, wechat.Code(err), time.Now()); err != nil { // as the sync job does
 		t.Fatal(err)
 	}
-	step("token health", chromedp.Navigate(strings.TrimSuffix(appPage, "?done=bound")), chromedp.WaitVisible(chromedp.CSS(`[data-testid="shared-secret"]`)))
-	if s := text(`[data-testid="health-error"][data-code="45009"]`); !strings.Contains(s, "每日调用次数") {
+	tab.Do("token health", chromedp.Navigate(strings.TrimSuffix(appPage, "?done=bound")), chromedp.WaitVisible(chromedp.CSS(`[data-testid="shared-secret"]`)))
+	if s := tab.Text(`[data-testid="health-error"][data-code="45009"]`); !strings.Contains(s, "每日调用次数") {
 		t.Fatalf("quota error row %q", s)
 	}
-	shot("apps-09-token-health")
+	tab.Shot("apps-09-token-health")
 
 	// The same list in English.
-	step("list", chromedp.Navigate(apps), chromedp.WaitVisible(chromedp.CSS(`[data-testid="locale-switch"]`)))
-	click("switch to English", `[data-testid="locale-switch"] button[value="en"]`)
-	step("English list", chromedp.WaitVisible(chromedp.CSS(`[data-testid="shared-secret-badge"]`)))
-	if s := text(`[data-testid="never-linked"]`); !strings.Contains(s, "can never be linked by UnionID") {
+	tab.Do("list", chromedp.Navigate(apps), chromedp.WaitVisible(chromedp.CSS(`[data-testid="locale-switch"]`)))
+	tab.Click("switch to English", `[data-testid="locale-switch"] button[value="en"]`)
+	tab.Do("English list", chromedp.WaitVisible(chromedp.CSS(`[data-testid="shared-secret-badge"]`)))
+	if s := tab.Text(`[data-testid="never-linked"]`); !strings.Contains(s, "can never be linked by UnionID") {
 		t.Fatalf("the unlinked section says %q", s)
 	}
-	shot("apps-10-list-en")
+	tab.Shot("apps-10-list-en")
 }
