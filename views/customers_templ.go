@@ -1333,7 +1333,7 @@ func CustomerResults(v CustomersView) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		if v.Export != "" && v.Problem == "" {
+		if v.Export != "" && v.Problem == "" && len(v.Rows) > 0 {
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 118, "<a class=\"btn btn-small btn-primary\" href=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err

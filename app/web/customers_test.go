@@ -98,6 +98,14 @@ func TestCustomerListPagesFiltersAndFragments(t *testing.T) {
 	if !strings.Contains(r.body, `data-testid="customer-filters"`) || !strings.Contains(r.body, `data-total="130" data-exact="true"`) {
 		t.Fatal("the page lacks the filter form or the exact total")
 	}
+	if !strings.Contains(r.body, `data-testid="customers-export"`) {
+		t.Fatal("a marketer's list of 130 customers has no export control")
+	}
+	// A search that matches no one offers nothing to export.
+	if r := c.get(w.path("customers?q=nobody-by-this-name")); r.status != http.StatusOK ||
+		!strings.Contains(r.body, `data-testid="customers-empty"`) || strings.Contains(r.body, `data-testid="customers-export"`) {
+		t.Fatalf("empty result: %d, export control shown: %v", r.status, strings.Contains(r.body, `data-testid="customers-export"`))
+	}
 	next := regexp.MustCompile(`href="([^"]*)"[^>]*data-testid="page-next"`).FindStringSubmatch(r.body)
 	if next == nil || !strings.Contains(next[1], "after=") {
 		t.Fatal("no next-page link with a cursor")
