@@ -39,3 +39,7 @@ bench-sync: ## full follower sync of N followers (default 1,000,000) from the si
 .PHONY: bench-export
 bench-export: ## stream the profiles export of N customers (default 1,000,000; seeded once into oneid_bench_export) from a real oneid process over HTTP
 	$(GO) run ./app/bench/export --profiles $${N:-1000000}
+
+.PHONY: faults
+faults: ## the long fault tests (app/faults): two instances, MySQL stopped under load, SIGKILL during jobs, WeChat faults, SIGTERM in flight
+	ONEID_LONG=1 $(GO) test -count=1 -timeout 30m -v -run . ./app/faults
