@@ -213,7 +213,7 @@ func Seed(ctx context.Context, db *gorm.DB, tenantID int64, opt SeedOptions) (Se
 						}
 					}
 				}
-				w.identity(base.I, app.ID, cid, oid, unionid, subscribed, subTime, scene, unsubAt, source, nick, avatar, seen, last)
+				w.identity(base.I, app.ID, cid, oid, unionid, openAcct, reason, subscribed, subTime, scene, unsubAt, source, nick, avatar, seen, last)
 				// A follow found by a sync is shown from the identity itself
 				// (CustomerTimeline derives it), so only other sources store one.
 				if subTime != nil && source != SourceSync {
@@ -266,8 +266,10 @@ func (w *seedWriter) customer(id int64, open *int64, unionid, reason *string, ni
 	w.nC++
 }
 
-func (w *seedWriter) identity(id, appID, cid int64, openid string, unionid *string, subscribed bool, subTime *time.Time, scene string, unsub *time.Time, source, nick, avatar string, first, last time.Time) {
-	w.iRows = append(w.iRows, id, w.tenantID, appID, cid, openid, unionid, subscribed, subTime, scene, unsub, source, nick, avatar, first, last, first, last)
+// identity carries the customer's namespace and unlinked reason, as Resolve
+// keeps them on every identity.
+func (w *seedWriter) identity(id, appID, cid int64, openid string, unionid *string, open *int64, reason *string, subscribed bool, subTime *time.Time, scene string, unsub *time.Time, source, nick, avatar string, first, last time.Time) {
+	w.iRows = append(w.iRows, id, w.tenantID, appID, cid, openid, unionid, open, reason, subscribed, subTime, scene, unsub, source, nick, avatar, first, last, first, last)
 	w.nI++
 }
 
@@ -278,7 +280,7 @@ func (w *seedWriter) event(id, cid int64, kind string, appID int64, openid, deta
 
 const (
 	seedCustomerCols = "id, tenant_id, open_account_id, unionid, unlinked_reason, nickname, avatar_url, first_seen_at, last_seen_at, created_at, updated_at"
-	seedIdentityCols = "id, tenant_id, app_id, customer_id, openid, unionid, subscribed, subscribe_time, subscribe_scene, unsubscribed_at, source, nickname, avatar_url, first_seen_at, last_seen_at, created_at, updated_at"
+	seedIdentityCols = "id, tenant_id, app_id, customer_id, openid, unionid, open_account_id, unlinked_reason, subscribed, subscribe_time, subscribe_scene, unsubscribed_at, source, nickname, avatar_url, first_seen_at, last_seen_at, created_at, updated_at"
 	seedEventCols    = "id, tenant_id, customer_id, kind, app_id, openid, detail, occurred_at, created_at"
 )
 
@@ -287,7 +289,7 @@ func (w *seedWriter) flush() error {
 		if err := insertRows(tx, "customers", seedCustomerCols, 11, w.cRows); err != nil {
 			return err
 		}
-		if err := insertRows(tx, "identities", seedIdentityCols, 17, w.iRows); err != nil {
+		if err := insertRows(tx, "identities", seedIdentityCols, 19, w.iRows); err != nil {
 			return err
 		}
 		return insertRows(tx, "customer_events", seedEventCols, 9, w.eRows)
@@ -303,9 +305,14 @@ func (w *seedWriter) flush() error {
 	return nil
 }
 
-// insertRows writes flat row values as INSERT statements of at most 1,000 rows.
+// insertRows writes flat row values as INSERT statements of at most 1,000
+// rows. The pure-Go SQLite driver binds parameters in time quadratic in their
+// number, so there a statement carries at most about 400 parameters.
 func insertRows(tx *gorm.DB, table, cols string, width int, vals []any) error {
-	const perStmt = 1000
+	perStmt := 1000
+	if Dialect(tx) == DialectSQLite {
+		perStmt = max(400/width, 1)
+	}
 	group := "(" + strings.TrimSuffix(strings.Repeat("?,", width), ",") + ")"
 	for start := 0; start < len(vals); start += perStmt * width {
 		end := min(start+perStmt*width, len(vals))

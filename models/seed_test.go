@@ -58,6 +58,7 @@ func TestSeedWritesAConsistentTenant(t *testing.T) {
 			{"identities on another tenant's customer", "SELECT COUNT(*) FROM identities i JOIN customers c ON c.id = i.customer_id WHERE i.tenant_id = ? AND c.tenant_id <> i.tenant_id", 0},
 			{"unlinked customers with more than one identity", "SELECT COUNT(*) FROM (SELECT i.customer_id FROM identities i JOIN customers c ON c.id = i.customer_id WHERE i.tenant_id = ? AND c.unionid IS NULL GROUP BY i.customer_id HAVING COUNT(*) > 1) x", 0},
 			{"unlinked customers without a reason", "SELECT COUNT(*) FROM customers WHERE tenant_id = ? AND unionid IS NULL AND unlinked_reason IS NULL", 0},
+			{"identities whose namespace or reason differs from their customer's", "SELECT COUNT(*) FROM identities i JOIN customers c ON c.id = i.customer_id WHERE i.tenant_id = ? AND (COALESCE(i.open_account_id, 0) <> COALESCE(c.open_account_id, 0) OR COALESCE(i.unlinked_reason, '') <> COALESCE(c.unlinked_reason, ''))", 0},
 			{"identity unionid differing from its customer's", "SELECT COUNT(*) FROM identities i JOIN customers c ON c.id = i.customer_id WHERE i.tenant_id = ? AND COALESCE(i.unionid, '') <> COALESCE(c.unionid, '')", 0},
 		}
 		for _, c := range checks {
