@@ -20,6 +20,10 @@ type Callback struct {
 	Token     string `json:"token"`
 	AESKey    string `json:"aes_key,omitempty"`
 	Plaintext bool   `json:"plaintext,omitempty"`
+	// CryptAppID is the appid sealed inside encrypted pushes (default the
+	// app's own). An app authorized to a third-party platform has its pushes
+	// sealed with the platform's token and key and the platform's appid.
+	CryptAppID string `json:"crypt_appid,omitempty"`
 }
 
 // Delivery reports one push: WeChat tries 3 times, 5 s each, until the server
@@ -37,7 +41,7 @@ type Delivery struct {
 // SetCallback configures the app's push URL; an empty URL turns pushes off.
 func (s *Sim) SetCallback(appID string, cb Callback) error {
 	if !cb.Plaintext && cb.URL != "" {
-		if _, err := wechat.NewCrypter(cb.AESKey, appID); err != nil {
+		if _, err := wechat.NewCrypter(cb.AESKey, firstNonEmpty(cb.CryptAppID, appID)); err != nil {
 			return err
 		}
 	}
@@ -109,7 +113,7 @@ func (s *Sim) deliver(cb Callback, appID, toUser, openID string, ev wechat.Event
 	}
 	body := ev.XML()
 	if !cb.Plaintext {
-		cr, err := wechat.NewCrypter(cb.AESKey, appID)
+		cr, err := wechat.NewCrypter(cb.AESKey, firstNonEmpty(cb.CryptAppID, appID))
 		if err != nil {
 			return d, err
 		}
