@@ -78,6 +78,28 @@ func ListAPIKeys(db *gorm.DB, tenantID int64) ([]APIKey, error) {
 	return out, nil
 }
 
+// RevokeAPIKey stops a tenant's key from working from now on and returns it.
+// Revoking a revoked key changes nothing and is not an error; another
+// tenant's key is ErrNotFound.
+func RevokeAPIKey(db *gorm.DB, tenantID, id int64, now time.Time) (*APIKey, error) {
+	var k APIKey
+	if err := db.Scopes(ForTenant(tenantID)).Where("id = ?", id).Take(&k).Error; err != nil {
+		return nil, notFound(err)
+	}
+	if k.RevokedAt != nil {
+		return &k, nil
+	}
+	if err := db.Model(&APIKey{}).Scopes(ForTenant(tenantID)).
+		Where("id = ? AND revoked_at IS NULL", id).Update("revoked_at", now).Error; err != nil {
+		return nil, fmt.Errorf("models: revoke api key: %w", err)
+	}
+	k.RevokedAt = &now
+	return &k, nil
+}
+
+// Display is how a key is shown after it was made: its public part only.
+func (k APIKey) Display() string { return apiKeyScheme + k.Prefix + "_…" }
+
 // apiKeyPrefix is 12 lowercase letters and digits: 62 bits, so collisions
 // between keys do not happen in practice (the unique index would refuse one).
 func apiKeyPrefix() string {

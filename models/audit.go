@@ -20,6 +20,7 @@ const (
 	AuditRoleChanged        = "role_changed"
 	AuditMemberRemoved      = "member_removed"
 	AuditAPIKeyCreated      = "apikey_created"
+	AuditAPIKeyRevoked      = "apikey_revoked"
 )
 
 // AuditEvent is one line of a tenant's audit log.

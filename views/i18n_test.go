@@ -58,9 +58,6 @@ func TestEveryKeyInTheSourcesIsInTheCatalog(t *testing.T) {
 	for _, section := range []string{"dashboard", "customers", "apps", "imports", "exports", "members", "audit", "settings"} {
 		used["nav."+section] = true
 	}
-	for _, section := range []string{"dashboard", "customers", "apps", "exports", "settings"} {
-		used["placeholder."+section] = true
-	}
 	// Exports: shapes, states and audit actions.
 	for _, shape := range []string{"profiles", "identities"} {
 		used["exports.shape."+shape], used["exports.shape_hint."+shape] = true, true

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/a-h/templ"
 )
 
 func TestPageShowsOnlyTheGivenNavigation(t *testing.T) {
@@ -14,7 +16,7 @@ func TestPageShowsOnlyTheGivenNavigation(t *testing.T) {
 		{Key: "dashboard", Href: "/t/acme/dashboard"}, {Key: "customers", Href: "/t/acme/customers"},
 	}})
 	var b strings.Builder
-	if err := PlaceholderPage("dashboard").Render(ctx, &b); err != nil {
+	if err := Page("Dashboard", "dashboard").Render(templ.WithChildren(ctx, templ.NopComponent), &b); err != nil {
 		t.Fatal(err)
 	}
 	html := b.String()

@@ -135,4 +135,16 @@ func TestBrowserJourney(t *testing.T) {
 	admin.Shot("09-audit-en")
 	admin.Do("switcher", chromedp.Navigate(base+"/tenants"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="workspaces"]`)))
 	admin.Shot("10-workspaces-en")
+
+	// Settings: an API key for the company's backend, shown once.
+	admin.Do("settings",
+		chromedp.Navigate(base+"/t/acme-coffee/settings"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="key-form"]`)),
+		chromedp.SendKeys(chromedp.CSS("#f-name"), "mini-program backend"),
+	)
+	admin.Click("create a key", `[data-testid="key-submit"]`)
+	if key := admin.String(`document.querySelector('[data-testid="new-key"]').value`); !strings.HasPrefix(key, "oneid_") {
+		t.Fatalf("the new key field holds %q", key)
+	}
+	admin.Shot("11-settings-new-key-en")
 }

@@ -244,8 +244,11 @@ var isolationCases = map[string]isolationCase{
 
 	"GET /t/:tenant/exports":  listWithAIDs("exports", "before", "{export:live}"),
 	"GET /t/:tenant/settings": inA("settings"),
-	"GET /t/:tenant/members":  inA("members"),
-	"GET /t/:tenant/audit":    listWithAIDs("audit", "before", "{audit}"),
+	// API keys: a key made in A, and A's key revoked from B's workspace.
+	"POST /t/:tenant/settings/api-keys":            inA("settings/api-keys", "name", "planted"),
+	"POST /t/:tenant/settings/api-keys/:id/revoke": inAAndWithAIDs("settings/api-keys/{apikey}/revoke"),
+	"GET /t/:tenant/members":                       inA("members"),
+	"GET /t/:tenant/audit":                         listWithAIDs("audit", "before", "{audit}"),
 
 	"POST /t/:tenant/members/:id/role":       inAAndWithAIDs("members/{member:viewer}/role", "role", "admin"),
 	"POST /t/:tenant/members/:id/remove":     inAAndWithAIDs("members/{member:admin}/remove"),
@@ -302,6 +305,14 @@ func seedIsolation(t *testing.T, h *harness, w *workspace) *isoTenant {
 		t.Fatal(err)
 	}
 	it.ids["revoked-token"] = revoked
+
+	keyName := w.tenant.Slug + "-key-name"
+	if _, key, err := models.CreateAPIKey(h.db, w.tenant.ID, keyName, now); err != nil {
+		t.Fatal(err)
+	} else {
+		it.ids["apikey"] = strconv.FormatInt(key.ID, 10)
+	}
+	it.markers = append(it.markers, keyName)
 
 	secret := w.tenant.Slug + "-audit-secret"
 	if err := models.RecordAudit(h.db, w.tenant.ID, models.AuditEvent{Action: "test_event", Target: secret}); err != nil {

@@ -112,7 +112,9 @@ func (s *Server) routes() []route {
 		{"GET", "/t/:tenant/exports", tenants.ExportsRead, s.exportsPage},
 		{"GET", "/t/:tenant/exports/:id/download", tenants.ExportsRead, s.downloadExport},
 		{"POST", "/t/:tenant/exports/:id/cancel", tenants.ExportsWrite, s.cancelExport},
-		{"GET", "/t/:tenant/settings", tenants.SettingsRead, s.placeholder("settings")},
+		{"GET", "/t/:tenant/settings", tenants.SettingsRead, s.settingsPage},
+		{"POST", "/t/:tenant/settings/api-keys", tenants.APIKeysWrite, s.createAPIKey},
+		{"POST", "/t/:tenant/settings/api-keys/:id/revoke", tenants.APIKeysWrite, s.revokeAPIKey},
 
 		{"GET", "/t/:tenant/members", tenants.MembersRead, s.membersPage},
 		{"POST", "/t/:tenant/members/:id/role", tenants.MembersWrite, s.changeRole},
