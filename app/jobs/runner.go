@@ -285,7 +285,7 @@ func (r *Runner) run(ctx context.Context, j *Job) {
 		defer close(beatStopped)
 		r.heartbeat(ctx, j, cancel, beatDone, log)
 	}()
-	log.Info("jobs: start", "checkpoint_bytes", len(j.Checkpoint), "processed", j.Processed)
+	log.Info("jobs: start", "checkpoint_bytes", len(j.Checkpoint), "processed", j.processed.Load())
 	err := safeRun(jctx, kind.Run, j)
 	close(beatDone)
 	<-beatStopped

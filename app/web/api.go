@@ -110,6 +110,10 @@ func (s *Server) apiFailure(c *fiber.Ctx, err error) error {
 	case errors.Is(err, ingest.ErrWeChatUnreachable), errors.Is(err, ingest.ErrNoWeChat):
 		s.log.Warn("api: wechat unreachable", "request_id", requestID(c), "err", err)
 		return apiFail(c, fiber.StatusBadGateway, "wechat_unavailable", "WeChat could not be reached; retry later", 0)
+	case models.IsUnavailable(err):
+		s.log.Warn("api: database unavailable", "request_id", requestID(c), "err", err)
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return apiFail(c, fiber.StatusServiceUnavailable, "unavailable", "OneID cannot reach its database just now; retry in a few seconds", 0)
 	case errors.As(err, &fe) && fe.Code == fiber.StatusNotFound:
 		return apiFail(c, fiber.StatusNotFound, "no_such_endpoint", "there is no such API endpoint (see API.md)", 0)
 	case errors.As(err, &fe) && fe.Code == fiber.StatusMethodNotAllowed:

@@ -45,6 +45,10 @@ var (
 	errSuspended = &pageError{fiber.StatusForbidden, "error.suspended.title", "error.suspended.message"}
 	errLinkGone  = &pageError{fiber.StatusNotFound, "error.invitation.title", "error.invitation.message"}
 	errNotFound  = &pageError{fiber.StatusNotFound, "error.404.title", "error.404.message"}
+	// errUnavailable is the database out of reach (stopped, restarting): a
+	// 503 that says to try again shortly, answered as soon as the driver
+	// gives up rather than after a long wait.
+	errUnavailable = &pageError{fiber.StatusServiceUnavailable, "error.db.title", "error.db.message"}
 )
 
 // handleError is the one place errors become responses: a form error
@@ -62,7 +66,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	}
 	pe := s.pageFor(err)
 	v := views.ErrorView{Status: pe.status, Title: pe.title, Message: pe.message, Home: "/"}
-	if pe.status >= 500 {
+	if pe == errUnavailable {
+		s.log.Warn("request failed: database unavailable", "request_id", requestID(c), "method", c.Method(), "path", loggedPath(c), "err", err)
+		c.Set(fiber.HeaderRetryAfter, "5")
+		v.RequestID = requestID(c)
+	} else if pe.status >= 500 {
 		s.log.Error("request failed", "request_id", requestID(c), "method", c.Method(), "path", loggedPath(c), "err", err)
 		v.RequestID = requestID(c)
 	}
@@ -77,6 +85,8 @@ func (s *Server) pageFor(err error) *pageError {
 		return pe
 	case errors.Is(err, models.ErrNotFound):
 		return errNotFound
+	case models.IsUnavailable(err):
+		return errUnavailable
 	case errors.As(err, &fe) && fe.Code == fiber.StatusNotFound:
 		return errNotFound
 	case errors.As(err, &fe) && fe.Code == fiber.StatusMethodNotAllowed:
