@@ -283,4 +283,3 @@ func TestDatabaseStoppedAndStartedUnderLoad(t *testing.T) {
 	}
 	t.Logf("goroutines: %d before the faults, %d after", before, after)
 }
-
