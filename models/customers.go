@@ -222,7 +222,7 @@ func DeleteCustomer(db *gorm.DB, tenantID, id int64) error {
 		if len(ids) == 0 {
 			return ErrNotFound
 		}
-		for _, model := range []any{&CustomerEvent{}, &Identity{}} {
+		for _, model := range []any{&CustomerEvent{}, &Identity{}, &OAuthTicket{}} {
 			if err := tx.Scopes(ForTenant(tenantID)).Where("customer_id = ?", id).Delete(model).Error; err != nil {
 				return fmt.Errorf("models: delete customer %d: %w", id, err)
 			}

@@ -40,6 +40,7 @@ var TenantTables = map[string]bool{
 	"callback_events":    true,
 	"oauth_states":       true,
 	"oauth_return_hosts": true,
+	"oauth_tickets":      true,
 	"import_chunks":      true,
 
 	"exports":       true,

@@ -91,6 +91,9 @@ func (f *Flows) StartOAuth(ctx context.Context, key, scope, returnURL string) (s
 		if _, err := models.PurgeOAuthStates(db, now.Add(-models.OAuthStateLifetime), 1000); err != nil {
 			f.log.Warn("ingest: purge oauth states", "err", err)
 		}
+		if _, err := models.PurgeOAuthTickets(db, now.Add(-models.OAuthTicketLifetime), 1000); err != nil {
+			f.log.Warn("ingest: purge oauth tickets", "err", err)
+		}
 	}
 	state, err := models.CreateOAuthState(db, a.TenantID, a.ID, scope, ret, now)
 	if err != nil {
@@ -158,7 +161,67 @@ func (f *Flows) FinishOAuth(ctx context.Context, key, code, state string) (*OAut
 		return res, err
 	}
 	res.CustomerID, res.OpenID = out.CustomerID, tok.OpenID
+	if res.ReturnURL != "" {
+		ticket, err := models.CreateOAuthTicket(db, a.TenantID, a.ID, out.CustomerID, tok.OpenID, st.Scope, f.now())
+		if err != nil {
+			return res, err
+		}
+		res.ReturnURL = withTicket(res.ReturnURL, ticket)
+	}
 	return res, nil
+}
+
+// OAuthTicketParam is the query parameter of the return address that carries
+// the ticket.
+const OAuthTicketParam = "oneid_ticket"
+
+// withTicket adds the ticket to a checked return address, replacing one the
+// address may already carry.
+func withTicket(ret, ticket string) string {
+	u, err := url.Parse(ret)
+	if err != nil { // CheckReturnURL parsed it already
+		return ret
+	}
+	q := u.Query()
+	q.Set(OAuthTicketParam, ticket)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// OAuthVisitor is who a web OAuth trip identified, as the tenant's backend
+// reads it by the ticket.
+type OAuthVisitor struct {
+	AppID    string         `json:"appid"`
+	OpenID   string         `json:"openid"`
+	Scope    string         `json:"scope"`
+	Customer *FoundCustomer `json:"customer"`
+}
+
+// RedeemOAuthTicket trades a ticket, once and within its lifetime, for the
+// visitor it names. Another tenant's, a used, an expired or an unknown ticket
+// are all models.ErrNotFound.
+func (f *Flows) RedeemOAuthTicket(ctx context.Context, tenantID int64, ticket string) (*OAuthVisitor, error) {
+	if ticket == "" {
+		return nil, &InputError{Field: "ticket", Message: "is required"}
+	}
+	db := f.db.WithContext(ctx)
+	t, err := models.RedeemOAuthTicket(db, tenantID, ticket, f.now())
+	if err != nil {
+		return nil, err
+	}
+	a, err := models.FindApp(db, tenantID, t.AppID)
+	if err != nil {
+		return nil, err
+	}
+	c, err := models.FindCustomer(db, tenantID, t.CustomerID)
+	if err != nil {
+		return nil, err // erased since the trip
+	}
+	found, err := f.describeCustomer(db, tenantID, c)
+	if err != nil {
+		return nil, err
+	}
+	return &OAuthVisitor{AppID: a.AppID, OpenID: t.OpenID, Scope: t.Scope, Customer: found}, nil
 }
 
 // resolveOne resolves a single observation and turns its refusal into an error.

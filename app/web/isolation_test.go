@@ -232,6 +232,9 @@ var isolationCases = map[string]isolationCase{
 	"POST /api/v1/paid-unionid": func(a, b *isoTenant) []probe {
 		return []probe{{path: "/api/v1/paid-unionid", form: url.Values{"appid": {a.ids["appid"]}, "openid": {"planted"}}, want: wantUnauthorized}}
 	},
+	"POST /api/v1/oauth/ticket": func(a, b *isoTenant) []probe {
+		return []probe{{path: "/api/v1/oauth/ticket", form: url.Values{"ticket": {"planted"}}, want: wantUnauthorized}}
+	},
 	"GET /api/v1/customers": func(a, b *isoTenant) []probe {
 		return []probe{{path: "/api/v1/customers?appid=" + a.ids["appid"] + "&openid=planted", want: wantUnauthorized}}
 	},

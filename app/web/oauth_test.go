@@ -53,8 +53,47 @@ func TestOAuthRecordsTheVisitor(t *testing.T) {
 		t.Run("UserinfoScopeGivesProfileAndUnionID", func(t *testing.T) {
 			p := w.sim.AddPerson()
 			status, h, body, _ := w.oauthTrip(t, app.CallbackKey, wechat.ScopeUserInfo, "/welcome?x=1#top", p, false)
-			if status != http.StatusFound || h.Get("Location") != w.base+"/welcome?x=1#top" {
+			back, err := url.Parse(h.Get("Location"))
+			if status != http.StatusFound || err != nil || back.Scheme+"://"+back.Host != w.base || back.Path != "/welcome" ||
+				back.Query().Get("x") != "1" || back.Fragment != "top" || len(back.Query().Get("oneid_ticket")) != 32 {
 				t.Fatalf("%d → %q\n%s", status, h.Get("Location"), body)
+			}
+			ticket := back.Query().Get("oneid_ticket")
+			if n := w.rows("oauth_tickets"); n == 0 {
+				t.Fatal("no ticket row")
+			}
+			var stored int64
+			w.db.Model(&models.OAuthTicket{}).Scopes(models.ForTenant(tid)).Where("ticket_hash = ?", ticket).Count(&stored)
+			if stored != 0 {
+				t.Fatal("the ticket is stored as itself, not its hash")
+			}
+			// Another tenant's key cannot read it, and does not use it up.
+			other := w.workspace("Other Co")
+			otherKey, _ := w.apiKey(t, other)
+			if a := w.call(t, otherKey, "POST", "/api/v1/oauth/ticket", map[string]string{"ticket": ticket}); a.status != http.StatusNotFound {
+				t.Fatalf("another tenant's key: %d %s", a.status, a.raw)
+			}
+			key, _ := w.apiKey(t, w.ws)
+			a := w.call(t, key, "POST", "/api/v1/oauth/ticket", map[string]string{"ticket": ticket})
+			if a.status != http.StatusOK || a.body["openid"] != w.sim.OpenID(info.AppID, p) || a.body["appid"] != info.AppID || a.body["scope"] != wechat.ScopeUserInfo {
+				t.Fatalf("redeem: %d %s", a.status, a.raw)
+			}
+			if cust, _ := a.body["customer"].(map[string]any); cust == nil || cust["unionid"] != w.sim.UnionID(w.open.OpenAppID, p) || cust["nickname"] == "" {
+				t.Fatalf("redeemed customer: %s", a.raw)
+			}
+			// Once only; and a ticket past its five minutes is refused.
+			if a := w.call(t, key, "POST", "/api/v1/oauth/ticket", map[string]string{"ticket": ticket}); a.status != http.StatusNotFound {
+				t.Fatalf("second redeem: %d %s", a.status, a.raw)
+			}
+			_, h, _, _ = w.oauthTrip(t, app.CallbackKey, wechat.ScopeBase, "/welcome", w.sim.AddPerson(), false)
+			late := mustQuery(t, h.Get("Location"), "oneid_ticket")
+			w.clock.Advance(models.OAuthTicketLifetime + time.Second)
+			defer w.clock.Advance(-models.OAuthTicketLifetime - time.Second)
+			if a := w.call(t, key, "POST", "/api/v1/oauth/ticket", map[string]string{"ticket": late}); a.status != http.StatusNotFound {
+				t.Fatalf("expired ticket: %d %s", a.status, a.raw)
+			}
+			if a := w.call(t, key, "POST", "/api/v1/oauth/ticket", map[string]string{}); a.status != http.StatusBadRequest {
+				t.Fatalf("no ticket: %d %s", a.status, a.raw)
 			}
 			id := w.identity(t, tid, app.ID, w.sim.OpenID(info.AppID, p))
 			if id == nil || id.Source != models.SourceOAuth || id.Nickname == "" || id.AvatarURL == "" {
@@ -63,6 +102,15 @@ func TestOAuthRecordsTheVisitor(t *testing.T) {
 			c := w.customer(t, tid, id.CustomerID)
 			if c.UnionID == nil || *c.UnionID != w.sim.UnionID(w.open.OpenAppID, p) || c.Nickname == "" {
 				t.Fatalf("%+v", c)
+			}
+			// Erasure takes the customer's tickets too.
+			if err := models.DeleteCustomer(w.db, tid, id.CustomerID); err != nil {
+				t.Fatal(err)
+			}
+			var left int64
+			w.db.Model(&models.OAuthTicket{}).Scopes(models.ForTenant(tid)).Where("customer_id = ?", id.CustomerID).Count(&left)
+			if left != 0 {
+				t.Fatalf("%d tickets of an erased customer", left)
 			}
 		})
 		t.Run("BaseScopeIsUnlinkedForThatReason", func(t *testing.T) {

@@ -36,6 +36,7 @@ var permissionMatrix = map[string]string{
 	"POST /api/v1/miniprogram/login":               "api-key",
 	"POST /api/v1/paid-unionid":                    "api-key",
 	"GET /api/v1/customers":                        "api-key",
+	"POST /api/v1/oauth/ticket":                    "api-key",
 	"GET /t/:tenant/apps/:id/oauth":                "admin marketer viewer",
 	"GET /t/:tenant/imports":                       "admin",
 	"POST /t/:tenant/imports":                      "admin",

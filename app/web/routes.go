@@ -72,6 +72,7 @@ func (s *Server) routes() []route {
 		{"POST", "/api/v1/miniprogram/login", tenants.APIKey, s.apiMiniProgramLogin},
 		{"POST", "/api/v1/paid-unionid", tenants.APIKey, s.apiPaidUnionID},
 		{"GET", "/api/v1/customers", tenants.APIKey, s.apiCustomer},
+		{"POST", "/api/v1/oauth/ticket", tenants.APIKey, s.apiOAuthTicket},
 
 		{"GET", "/tenants", tenants.SignedIn, s.tenantsPage},
 		{"POST", "/tenants/switch", tenants.SignedIn, s.switchTenant},
