@@ -92,7 +92,7 @@ type ExportConfirmView struct {
 
 // problemText is the confirmation's refusal in words.
 func (v ExportConfirmView) problemText(ctx context.Context) string {
-	if v.Problem == "exports.problem.busy" {
+	if v.Problem == "exports.problem.busy" || v.Problem == "exports.problem.streams_busy" {
 		return Tf(ctx, v.Problem, v.Slots)
 	}
 	return T(ctx, v.Problem)

@@ -569,6 +569,7 @@ var messagesEn = map[string]string{
 	"exports.notice.not_live":              "That export has already ended.",
 	"exports.problem.filter":               "The filter is not valid: go back to the customer list, correct it and export again.",
 	"exports.problem.busy":                 "%d background exports are already running in this workspace (the most at once); start this one when one of them has finished.",
+	"exports.problem.streams_busy":         "%d direct downloads of this workspace are already in progress (the most at once); try again when one has finished.",
 	"exports.gone.title":                   "This file has expired",
 	"exports.gone.message":                 "The export's file was kept for its retention period and then deleted. Export again to get a new one.",
 	"customers.export":                     "Export",

@@ -568,6 +568,7 @@ var messagesZhCN = map[string]string{
 	"exports.notice.not_live":              "该导出已经结束，无法取消。",
 	"exports.problem.filter":               "筛选条件有误，请返回客户列表修改后再导出。",
 	"exports.problem.busy":                 "本工作区已有 %d 个后台导出正在进行，请等待其中一个完成后再试。",
+	"exports.problem.streams_busy":         "本工作区已有 %d 个直接下载正在进行，请等待其中一个完成后再试。",
 	"exports.gone.title":                   "文件已过期",
 	"exports.gone.message":                 "该导出的文件已超过保留期限并被删除，请重新导出。",
 	"customers.export":                     "导出",

@@ -148,11 +148,20 @@ func (s *Server) exportCustomers(c *fiber.Ctx) error {
 	if n.Capped {
 		return s.startExportJob(c, r, ne)
 	}
+	if !s.streams.take(sc.TenantID) {
+		v, err := s.exportConfirm(c, raw)
+		if err != nil {
+			return err
+		}
+		v.Problem, v.Slots = "exports.problem.streams_busy", MaxStreamsPerWorkspace
+		return refused(fiber.StatusTooManyRequests, views.ExportConfirmPage(v))
+	}
 	rec, err := models.StartStreamedExport(db, sc.TenantID, ne, s.now())
 	if err != nil {
+		s.streams.give(sc.TenantID)
 		return err
 	}
-	s.streamExport(c, rec, r)
+	s.streamExport(c, rec, r) // gives the slot back when the file is written
 	return nil
 }
 
@@ -197,7 +206,10 @@ func (s *Server) streamExport(c *fiber.Ctx, rec *models.Export, r exportRequest)
 	tenantID, now, who := sc.TenantID, s.now, s.auditActor(c)
 	req := models.ExportRequest{Shape: r.shape, Filter: r.filter}
 	setAttachment(c, export.FileName(sc.Slug, r.shape, now()))
+	// fasthttp runs the writer in every case, also when the browser has gone
+	// (its writes then fail), so the slot is always given back.
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer s.streams.give(tenantID)
 		out := &countWriter{w: w}
 		enc := views.NewExportEncoder(ctx, out, r.shape, r.apps, r.format)
 		// The header goes out at once: the download starts before the

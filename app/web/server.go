@@ -74,6 +74,8 @@ type Server struct {
 
 	// export is the configuration of CSV exports, defaults filled in.
 	export config.Export
+	// streams bounds each workspace's direct downloads in flight.
+	streams *streamSlots
 }
 
 // New builds the fiber application with every route of the table registered.
@@ -115,6 +117,7 @@ func NewServer(d Deps) (*Server, error) {
 	s.apiLimiter = newRateLimiter(d.APIRate, time.Now)
 	s.importer = ingest.NewImporter(ingest.ImporterConfig{DB: d.DB, Log: d.Log, Now: d.Now, InlineRows: d.ImportInlineRows})
 	s.export = d.Config.Export.WithDefaults()
+	s.streams = newStreamSlots(MaxStreamsPerWorkspace)
 	s.navPerms = s.navigationPermissions()
 	s.csp = contentSecurityPolicy(d.Config.WeChat.MPBase)
 	return s, nil
