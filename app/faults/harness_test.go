@@ -137,7 +137,11 @@ func (b *logBuffer) has(msg string, attrs map[string]any) bool {
 		}
 		ok := true
 		for k, v := range attrs {
-			if fmt.Sprint(l[k]) != fmt.Sprint(v) {
+			got := fmt.Sprint(l[k])
+			if f, ok := l[k].(float64); ok {
+				got = strconv.FormatFloat(f, 'f', -1, 64)
+			}
+			if got != fmt.Sprint(v) {
 				ok = false
 			}
 		}
