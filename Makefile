@@ -3,13 +3,16 @@ GO ?= go
 PKGS ?= ./...
 ARTIFACTS ?= $(CURDIR)/.artifacts
 
-.PHONY: help run test generate check bench-wxsim
+.PHONY: help run demo test generate check bench-wxsim
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
 run: ## start the portal on the embedded database (http://127.0.0.1:8080)
 	$(GO) run ./app serve
+
+demo: ## start the portal with a demo workspace and an in-process WeChat simulator (prints the sign-in)
+	$(GO) run ./app serve --demo
 
 generate: ## regenerate templ components
 	$(GO) tool templ generate
@@ -24,6 +27,20 @@ test: ## the whole test suite (starts MariaDB and installs Chromium when missing
 	$(MAKE) --no-print-directory check
 	mkdir -p $(ARTIFACTS)
 	ONEID_ARTIFACTS=$(ARTIFACTS) $(GO) test -count=1 -timeout 20m $(PKGS)
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
+
+# Every fuzz target (func FuzzX in a _test.go file), FUZZTIME each, one per
+# `go test` (Go fuzzes one target at a time); `make test` gives each 2 s.
+FUZZTIME ?= 5s
+TEST_FUZZTIME ?= 2s
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (default 5s), one after the other
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+	  for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "fuzz $$name ($$(dirname $$f), $(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$(dirname $$f) || exit 1; \
+	  done; \
+	done
 
 bench-wxsim: ## page user/get + batchget of N followers (default 1,000,000) from the simulator through the real client
 	$(GO) run ./app wxsim bench --followers $${N:-1000000}
