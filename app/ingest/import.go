@@ -278,7 +278,19 @@ func parseSubscribed(v string) (models.Subscription, bool) {
 
 // parseImportTime reads unix seconds (as user/info gives subscribe_time),
 // RFC 3339, or a date and time as spreadsheets write them (China time).
+// Times are whole seconds, as WeChat gives them: a fraction is dropped, so a
+// small import (written at once) and a large one (through the job's chunks,
+// which carry seconds) store the same time. Whichever way it is written, a
+// time must fall between 2001-09-09 and 2096-10-02 (unix 1e9 to 4e9): year 1
+// or 9999 is a spreadsheet's mistake, not a follow (both found by
+// FuzzParseImport).
 func parseImportTime(v string) (time.Time, bool) {
+	inRange := func(t time.Time) (time.Time, bool) {
+		if n := t.Unix(); n < 1_000_000_000 || n > 4_000_000_000 {
+			return time.Time{}, false
+		}
+		return t.UTC().Truncate(time.Second), true
+	}
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 		if n < 1_000_000_000 || n > 4_000_000_000 {
 			return time.Time{}, false
@@ -286,11 +298,11 @@ func parseImportTime(v string) (time.Time, bool) {
 		return time.Unix(n, 0).UTC(), true
 	}
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t.UTC(), true
+		return inRange(t)
 	}
 	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02 15:04", "2006/1/2 15:04:05", "2006/1/2 15:04", "2006-01-02", "2006/1/2"} {
 		if t, err := time.ParseInLocation(layout, v, importZone); err == nil {
-			return t.UTC(), true
+			return inRange(t)
 		}
 	}
 	return time.Time{}, false

@@ -270,9 +270,15 @@ func SealReply(token string, cr *Crypter, timestamp, nonce string, msg []byte) (
 	return b.Bytes(), nil
 }
 
+// cdataEscaper keeps a value intact inside CDATA: "]]>" would end the
+// section, and a CR would reach the reader as LF (XML normalises line ends
+// inside CDATA too), so it leaves the section as &#13; (found by
+// FuzzParseEvent).
+var cdataEscaper = strings.NewReplacer("]]>", "]]]]><![CDATA[>", "\r", "]]>&#13;<![CDATA[")
+
 func writeCDATA(b *bytes.Buffer, name, value string) {
 	b.WriteString("<" + name + "><![CDATA[")
-	b.WriteString(strings.ReplaceAll(value, "]]>", "]]]]><![CDATA[>"))
+	b.WriteString(cdataEscaper.Replace(value))
 	b.WriteString("]]></" + name + ">")
 }
 

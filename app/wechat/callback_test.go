@@ -252,58 +252,6 @@ func TestComponentEventXMLRoundTrip(t *testing.T) {
 	}
 }
 
-func FuzzDecrypt(f *testing.F) {
-	f.Add(vecEncrypt)
-	f.Add("")
-	f.Add("AAAA")
-	f.Add(base64.StdEncoding.EncodeToString(make([]byte, 64)))
-	cr := vecCrypter(f)
-	f.Fuzz(func(t *testing.T, s string) {
-		msg, err := cr.Decrypt(s)
-		if err == nil {
-			// Anything that decrypts must re-encrypt to something that decrypts to it.
-			enc, err := cr.Encrypt(msg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			back, err := cr.Decrypt(enc)
-			if err != nil || !bytes.Equal(back, msg) {
-				t.Fatalf("re-encryption does not round trip")
-			}
-		}
-	})
-}
-
-func FuzzOpenPush(f *testing.F) {
-	cr := vecCrypter(f)
-	f.Add([]byte("<xml><Encrypt><![CDATA["+vecEncrypt+"]]></Encrypt></xml>"), vecMsgSig, "aes")
-	f.Add([]byte("<xml><Encrypt>"), "", "")
-	f.Add([]byte{0xff, 0xfe}, "x", "aes")
-	f.Fuzz(func(t *testing.T, body []byte, msgSig, encType string) {
-		q := CallbackQuery{Signature: vecURLSig, Timestamp: vecTimestamp, Nonce: vecNonce, EncryptType: encType, MsgSignature: msgSig}
-		plain, err := OpenPush(vecToken, cr, q, body)
-		if err == nil {
-			_, _ = ParseEvent(plain)
-		}
-	})
-}
-
-func FuzzCrypterPlaintext(f *testing.F) {
-	cr := vecCrypter(f)
-	f.Add([]byte(vecPlain))
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, msg []byte) {
-		enc, err := cr.Encrypt(msg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := cr.Decrypt(enc)
-		if len(msg) <= MaxCallbackBody-64 && (err != nil || !bytes.Equal(got, msg)) {
-			t.Fatalf("round trip of %d bytes failed: %v", len(msg), err)
-		}
-	})
-}
-
 func cbcEncrypt(c *Crypter, dst, src []byte) {
 	cipher.NewCBCEncrypter(c.block, c.key[:16]).CryptBlocks(dst, src)
 }
