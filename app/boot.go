@@ -22,6 +22,9 @@ type system struct {
 	log    *slog.Logger
 	db     *gorm.DB
 	sealer *models.Sealer
+	// wrapWeChat, when set, wraps the WeChat client's transport (demo mode:
+	// loopback only).
+	wrapWeChat func(http.RoundTripper) http.RoundTripper
 }
 
 func boot(ctx context.Context, env *environment) (*system, error) {
@@ -65,11 +68,15 @@ func (s *system) wechatClient() *wechat.Client {
 	// connections open rather than the default two per host.
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 32
+	var rt http.RoundTripper = transport
+	if s.wrapWeChat != nil {
+		rt = s.wrapWeChat(rt)
+	}
 	return wechat.New(wechat.Config{
 		APIBase:    w.APIBase,
 		OpenBase:   w.OpenBase,
 		MPBase:     w.MPBase,
-		HTTPClient: &http.Client{Transport: transport},
+		HTTPClient: &http.Client{Transport: rt},
 		Tokens:     store,
 		Logger:     s.log,
 		Component: wechat.Component{

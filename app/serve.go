@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
 	"time"
 
+	"oneid/app/config"
+	"oneid/app/demo"
 	"oneid/app/export"
 	"oneid/app/ingest"
 	"oneid/app/jobs"
@@ -15,14 +18,27 @@ import (
 
 func runServe(ctx context.Context, args []string, env *environment) error {
 	fs := newFlagSet("serve", "start the portal on ONEID_ADDR (default 127.0.0.1:8080)", env)
+	demoMode := fs.Bool("demo", false, "also run a WeChat simulator in process and make a demo workspace on the embedded database (printed sign-in)")
 	if err := fs.Parse(args); err != nil {
 		return flagErr(err)
+	}
+	if *demoMode {
+		if cfg, err := config.Load(env.getenv); err == nil && !cfg.Embedded {
+			return errors.New("serve --demo runs on the embedded database only: unset ONEID_DATABASE_URL (the demo writes a workspace with a printed password)")
+		}
 	}
 	sys, err := boot(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer sys.close()
+	var dm *demo.Demo
+	if *demoMode {
+		if dm, err = startDemo(sys); err != nil {
+			return err
+		}
+		defer dm.Close()
+	}
 	wx := sys.wechatClient()
 	deps := web.Deps{Config: sys.cfg, DB: sys.db, Log: sys.log, Sealer: sys.sealer, WeChat: wx}
 	// Official accounts' pushes: stored by the HTTP handlers, resolved by
@@ -68,6 +84,12 @@ func runServe(ctx context.Context, args []string, env *environment) error {
 	fmt.Fprintf(env.stdout, "OneID is listening on http://%s\n", ln.Addr())
 	served := make(chan error, 1)
 	go func() { served <- app.Listener(ln) }()
+	if dm != nil {
+		if err := prepareDemo(ctx, sys, dm, ln.Addr(), wx, env); err != nil {
+			_ = app.Shutdown()
+			return err
+		}
+	}
 	select {
 	case err := <-served:
 		return err
