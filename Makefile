@@ -49,6 +49,10 @@ bench-wxsim: ## page user/get + batchget of N followers (default 1,000,000) from
 bench-browse: ## customer list, profile and dashboard over loopback, 16 signed-in browsers, on a tenant of N customers (default 1,000,000; seeded once into the database oneid_bench_browse)
 	$(GO) run ./app/bench browse --customers $${N:-1000000}
 
+.PHONY: load
+load: ## open-loop mixed portal traffic (lists, next pages, profiles, dashboard, invitations, roles, imports) at RATE/s (default 200) for SECONDS (default 60) at a real oneid process, tenant of N customers (default 1,000,000, shared with bench-browse)
+	$(GO) run ./app/bench load --rate $(or $(RATE),200) --seconds $(or $(SECONDS),60) --customers $(or $(N),1000000)
+
 .PHONY: bench-sync
 bench-sync: ## full follower sync of N followers (default 1,000,000) from the simulator (own process) into a fresh MySQL database oneid_bench_sync, then a re-sync with nothing changed
 	$(GO) run ./app bench-sync --followers $${N:-1000000}

@@ -5,6 +5,9 @@
 // dashboard. Its last line is
 //
 //	bench-browse customers=N list_p50_ms=A list_p99_ms=B profile_p99_ms=C dashboard_ms=D
+//
+// `bench load` (make load, load.go) drives mixed portal traffic at a fixed
+// rate at a real oneid process on the same database and tenant.
 package main
 
 import (
@@ -51,8 +54,12 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+	if len(args) > 0 && args[0] == "load" {
+		return runLoad(ctx, args[1:], getenv, out)
+	}
 	if len(args) == 0 || args[0] != "browse" {
 		fmt.Fprintln(out, "Usage: go run ./app/bench browse [--customers N] [--clients 16] [--duration 20s]")
+		fmt.Fprintln(out, "       go run ./app/bench load [--rate 200] [--seconds 60] [--customers N] [--sessions 8]")
 		return flag.ErrHelp
 	}
 	fs := flag.NewFlagSet("browse", flag.ContinueOnError)
@@ -99,12 +106,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 }
 
 type bench struct {
-	out    io.Writer
-	n      int
-	db     *gorm.DB
-	tenant *models.Tenant
-	base   string
-	app    interface{ Shutdown() error }
+	out      io.Writer
+	n        int
+	keepPool bool // leave innodb_buffer_pool_size as it is
+	db       *gorm.DB
+	tenant   *models.Tenant
+	base     string
+	app      interface{ Shutdown() error }
 }
 
 const (
@@ -127,7 +135,7 @@ func (b *bench) openDatabase(ctx context.Context, server, name string) error {
 	}
 	// PRODUCT.md's targets are for a 2 GB buffer pool.
 	var pool int64
-	if err := admin.Raw("SELECT @@innodb_buffer_pool_size").Scan(&pool).Error; err == nil && pool < 2<<30 {
+	if err := admin.Raw("SELECT @@innodb_buffer_pool_size").Scan(&pool).Error; err == nil && pool < 2<<30 && !b.keepPool {
 		b.logf("innodb_buffer_pool_size is %d MB; setting 2048 MB as the targets assume", pool>>20)
 		if err := admin.Exec("SET GLOBAL innodb_buffer_pool_size = 2147483648").Error; err != nil {
 			b.logf("could not: %v (measuring anyway)", err)
@@ -291,14 +299,9 @@ func (c *browser) timed(path string) (time.Duration, error) {
 	return took, err
 }
 
-// listPaths are typical views of the list: the default, other sorts, each
-// kind of filter, a nickname prefix, and pages further in (by cursor).
-func (b *bench) listPaths(ctx context.Context) ([]string, error) {
-	db := b.db.WithContext(ctx)
-	apps, err := models.BrowseApps(db, b.tenant.ID)
-	if err != nil {
-		return nil, err
-	}
+// listFilters are typical views of the list: the default, other sorts, each
+// kind of filter and a nickname prefix (bench browse and bench load).
+func listFilters(apps []models.BrowseApp) ([]models.CustomerFilter, error) {
 	if len(apps) < 3 {
 		return nil, fmt.Errorf("the benchmark tenant has %d apps", len(apps))
 	}
@@ -321,13 +324,31 @@ func (b *bench) listPaths(ctx context.Context) ([]string, error) {
 		{"q": {"王"}},
 		{"q": {"Lucky"}},
 	}
-	base := "/t/" + benchSlug + "/customers"
-	var paths []string
+	var out []models.CustomerFilter
 	for _, v := range filters {
 		f, problems := models.ParseCustomerFilter(v)
 		if len(problems) > 0 {
 			return nil, fmt.Errorf("bench filter %v: %v", v, problems)
 		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// listPaths are the typical views of the list and pages further in (by cursor).
+func (b *bench) listPaths(ctx context.Context) ([]string, error) {
+	db := b.db.WithContext(ctx)
+	apps, err := models.BrowseApps(db, b.tenant.ID)
+	if err != nil {
+		return nil, err
+	}
+	filters, err := listFilters(apps)
+	if err != nil {
+		return nil, err
+	}
+	base := "/t/" + benchSlug + "/customers"
+	var paths []string
+	for _, f := range filters {
 		paths = append(paths, base+"?"+f.Values().Encode())
 		// Two pages in, and the way back.
 		page, err := models.ListCustomers(db, b.tenant.ID, f, apps, models.ListOptions{Limit: 50})
@@ -356,10 +377,6 @@ func (b *bench) measure(ctx context.Context, clients int, duration time.Duration
 	}
 	paths, err := b.listPaths(ctx)
 	if err != nil {
-		return err
-	}
-	var bounds struct{ Lo, Hi int64 }
-	if err := b.db.Raw("SELECT MIN(id) AS lo, MAX(id) AS hi FROM customers WHERE tenant_id = ?", b.tenant.ID).Scan(&bounds).Error; err != nil {
 		return err
 	}
 	b.logf("%d list views (%d filters with pages), %d browsers, load before: %s", len(paths), len(paths)/4, clients, loadAvg())
@@ -397,17 +414,13 @@ func (b *bench) measure(ctx context.Context, clients int, duration time.Duration
 
 	// Profiles: customers picked at random over the id range.
 	base := "/t/" + benchSlug + "/customers/"
-	rng := rand.New(rand.NewPCG(1, 2))
+	ids, err := sampleCustomers(b, profiles, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		return err
+	}
 	var targets []string
-	for len(targets) < profiles {
-		var found []int64
-		if err := b.db.Raw("SELECT id FROM customers WHERE tenant_id = ? AND id >= ? ORDER BY id LIMIT 1", b.tenant.ID,
-			bounds.Lo+rng.Int64N(bounds.Hi-bounds.Lo+1)).Scan(&found).Error; err != nil {
-			return err
-		}
-		if len(found) == 1 {
-			targets = append(targets, base+strconv.FormatInt(found[0], 10))
-		}
+	for _, id := range ids {
+		targets = append(targets, base+strconv.FormatInt(id, 10))
 	}
 	var next int
 	var mu sync.Mutex
@@ -450,6 +463,29 @@ func (b *bench) measure(ctx context.Context, clients int, duration time.Duration
 	fmt.Fprintf(b.out, "bench-browse customers=%d list_p50_ms=%.1f list_p99_ms=%.1f profile_p99_ms=%.1f dashboard_ms=%.1f\n",
 		b.n, ms(pct(list, 50)), ms(pct(list, 99)), ms(pct(prof, 99)), ms(pct(dts, 50)))
 	return nil
+}
+
+// sampleCustomers picks k customers of the tenant at random over the id range.
+func sampleCustomers(b *bench, k int, rng *rand.Rand) ([]int64, error) {
+	var bounds struct{ Lo, Hi int64 }
+	if err := b.db.Raw("SELECT MIN(id) AS lo, MAX(id) AS hi FROM customers WHERE tenant_id = ?", b.tenant.ID).Scan(&bounds).Error; err != nil {
+		return nil, err
+	}
+	if bounds.Hi == 0 {
+		return nil, errors.New("the benchmark tenant has no customers")
+	}
+	var ids []int64
+	for len(ids) < k {
+		var found []int64
+		if err := b.db.Raw("SELECT id FROM customers WHERE tenant_id = ? AND id >= ? ORDER BY id LIMIT 1", b.tenant.ID,
+			bounds.Lo+rng.Int64N(bounds.Hi-bounds.Lo+1)).Scan(&found).Error; err != nil {
+			return nil, err
+		}
+		if len(found) == 1 {
+			ids = append(ids, found[0])
+		}
+	}
+	return ids, nil
 }
 
 // drive runs clients loops of fn until the duration passes (or, with a zero

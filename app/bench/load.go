@@ -1,0 +1,579 @@
+package main
+
+// `bench load` (make load) drives mixed portal traffic at a fixed rate at a
+// real oneid process: `oneid serve` built from this checkout, on loopback,
+// against the browse benchmark's database and tenant (seeded once with N
+// customers by ensureTenant). Several people are signed in, each with their
+// own session: marketers read the customer list (typical filters, and the
+// next pages by the keyset links the pages carry, as htmx fetches them),
+// profiles and the dashboard; an admin reads the members page and the audit
+// log and writes: invitations made and revoked, a member's role changed back
+// and forth, and small CSV imports of identities the tenant already holds. Every
+// form carries the session's CSRF token.
+//
+// The load is open: request i is due at start + i/rate whatever happened to
+// the ones before, and its latency runs from when it was due, not from when
+// it was sent, so a server that stalls is charged for the requests that
+// queued behind the stall (no coordinated omission). A request succeeds when
+// it answers the expected status with the expected page within 10 s. The
+// last line is
+//
+//	load rate=R seconds=S p50_ms=A p90_ms=B p99_ms=C success=X
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"html"
+	"io"
+	"math/rand/v2"
+	"mime/multipart"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"oneid/app/bench/benchkit"
+	"oneid/models"
+)
+
+// Request kinds of the mix, and their weights out of 1000.
+const (
+	kindList      = "list"      // a first page of a typical filter
+	kindListNext  = "list_next" // the next page, by the link the last page of that filter carried (htmx)
+	kindProfile   = "profile"
+	kindDashboard = "dashboard"
+	kindMembers   = "members"
+	kindAudit     = "audit"
+	kindInvite    = "invite" // POST an invitation (admin)
+	kindRevoke    = "revoke" // POST the revocation of one made earlier
+	kindRole      = "role"   // POST a member's role, viewer and marketer in turn
+	kindImport    = "import" // POST a CSV of 10 identities the tenant holds
+)
+
+var loadMix = []struct {
+	kind   string
+	weight int
+}{
+	{kindList, 400}, {kindListNext, 200}, {kindProfile, 250}, {kindDashboard, 80},
+	{kindMembers, 10}, {kindAudit, 20},
+	{kindInvite, 12}, {kindRevoke, 12}, {kindRole, 8}, {kindImport, 8},
+}
+
+const (
+	loadAdminEmail = "bench-load-admin@example.com"
+	loadRoleEmail  = "bench-load-rotating@example.com" // the member whose role the admin changes
+	loadTimeout    = 10 * time.Second
+)
+
+func loadMarketerEmail(i int) string { return fmt.Sprintf("bench-load-marketer-%d@example.com", i) }
+
+type loadOptions struct {
+	rate, seconds, sessions int
+	binary                  string
+}
+
+func runLoad(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(out)
+	n := fs.Int("customers", 1000000, "customers in the benchmark tenant (seeded once, then reused)")
+	rate := fs.Int("rate", 200, "requests a second, sent on schedule whatever the answers")
+	seconds := fs.Int("seconds", 60, "how long the load runs")
+	sessions := fs.Int("sessions", 8, "signed-in marketers (each its own session), besides the admin")
+	server := fs.String("mysql", "", "MySQL server URL without a database (default $ONEID_BENCH_MYSQL_URL or mysql://root@127.0.0.1:3306/)")
+	dbName := fs.String("database", "oneid_bench_browse", "the benchmark's own database (created if missing; shared with bench browse)")
+	binary := fs.String("oneid", "", "the oneid binary to serve with (default: go build ./app into a temporary folder)")
+	pool := fs.Bool("buffer-pool", true, "raise innodb_buffer_pool_size to the 2 GB PRODUCT.md's targets assume")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *rate <= 0 || *seconds <= 0 || *sessions <= 0 || *n <= 0 {
+		return errors.New("load: --rate, --seconds, --sessions and --customers must be positive")
+	}
+	if *server == "" {
+		*server = getenv("ONEID_BENCH_MYSQL_URL")
+	}
+	if *server == "" {
+		*server = "mysql://root@127.0.0.1:3306/"
+	}
+	serverURL := strings.TrimRight(*server, "/") + "/"
+	b := &bench{out: out, n: *n, keepPool: !*pool}
+	if err := b.openDatabase(ctx, serverURL, *dbName); err != nil {
+		return err
+	}
+	defer func() {
+		if sqlDB, err := b.db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	}()
+	if err := b.ensureTenant(ctx); err != nil {
+		return err
+	}
+	w, err := newLoadWorld(ctx, b, *sessions)
+	if err != nil {
+		return err
+	}
+	if *binary == "" {
+		path, cleanup, err := benchkit.BuildOneID(ctx, out)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		*binary = path
+	}
+	proc, err := benchkit.StartOneID(ctx, *binary, serverURL+*dbName)
+	if err != nil {
+		return err
+	}
+	defer proc.Stop()
+	w.base = proc.Base
+	return w.run(ctx, proc, loadOptions{rate: *rate, seconds: *seconds, sessions: *sessions, binary: *binary})
+}
+
+// loadWorld is what the requests need: the tenant's data to ask for, the
+// signed-in sessions, and the state the writes carry between requests.
+type loadWorld struct {
+	b        *bench
+	base     string
+	filters  []string       // first pages of typical filters
+	next     []atomic.Value // per filter: the next page's URL from its latest page
+	profiles []string       // profile paths of customers picked at random
+	imports  [][2]string    // (appid, openid) the tenant holds
+	roleID   int64          // membership whose role flips
+	roleFlip atomic.Int64   // even: viewer, odd: marketer
+	invited  chan int64     // invitations made, waiting to be revoked
+	runID    string         // tells this run's invitations apart
+	seq      atomic.Int64   // invitation emails
+	readers  []*loadSession // marketers
+	admin    *loadSession
+	mu       sync.Mutex
+	rng      *rand.Rand
+}
+
+type loadSession struct {
+	http *http.Client
+	csrf string
+}
+
+func newLoadWorld(ctx context.Context, b *bench, sessions int) (*loadWorld, error) {
+	db := b.db.WithContext(ctx)
+	w := &loadWorld{b: b, invited: make(chan int64, 100000), rng: rand.New(rand.NewPCG(7, 11)),
+		runID: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
+	hash, err := models.NewPasswordHasher(1).Hash(ctx, benchPassword)
+	if err != nil {
+		return nil, err
+	}
+	for i := 1; i <= sessions; i++ {
+		if _, err := ensureMember(b, hash, loadMarketerEmail(i), models.RoleMarketer); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := ensureMember(b, hash, loadAdminEmail, models.RoleAdmin); err != nil {
+		return nil, err
+	}
+	m, err := ensureMember(b, hash, loadRoleEmail, models.RoleViewer)
+	if err != nil {
+		return nil, err
+	}
+	w.roleID = m.ID
+
+	apps, err := models.BrowseApps(db, b.tenant.ID)
+	if err != nil {
+		return nil, err
+	}
+	filters, err := listFilters(apps)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range filters {
+		w.filters = append(w.filters, "/t/"+benchSlug+"/customers?"+f.Values().Encode())
+	}
+	w.next = make([]atomic.Value, len(w.filters))
+
+	ids, err := sampleCustomers(b, 2000, rand.New(rand.NewPCG(3, 4)))
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		w.profiles = append(w.profiles, "/t/"+benchSlug+"/customers/"+strconv.FormatInt(id, 10))
+	}
+	var rows []struct {
+		AppID  string `gorm:"column:appid"`
+		OpenID string `gorm:"column:openid"`
+	}
+	if err := db.Raw("SELECT a.appid, i.openid FROM identities i JOIN apps a ON a.id = i.app_id AND a.tenant_id = i.tenant_id"+
+		" WHERE i.tenant_id = ? AND i.customer_id IN ? AND a.bound_appid IS NOT NULL ORDER BY i.id", b.tenant.ID, ids[:min(len(ids), 500)]).
+		Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	if len(rows) < 10 {
+		return nil, fmt.Errorf("load: the tenant has %d identities to import again", len(rows))
+	}
+	for _, r := range rows {
+		w.imports = append(w.imports, [2]string{r.AppID, r.OpenID})
+	}
+	return w, nil
+}
+
+// ensureMember makes (or finds) a person with the benchmark's password and
+// the given role in the benchmark tenant.
+func ensureMember(b *bench, hash, email, role string) (*models.Membership, error) {
+	db := b.db
+	user, err := models.FindUserByEmail(db, email)
+	if errors.Is(err, models.ErrNotFound) {
+		user = &models.User{Email: email, Name: strings.SplitN(email, "@", 2)[0], PasswordHash: hash, Locale: "zh-CN"}
+		err = models.CreateUser(db, user)
+	} else if err == nil {
+		err = db.Model(&models.User{}).Where("id = ?", user.ID).Update("password_hash", hash).Error
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := models.AddMember(db, b.tenant.ID, user.ID, role)
+	if err != nil {
+		return nil, err
+	}
+	if m.Role != role && role == models.RoleAdmin {
+		if m, err = models.ChangeRole(db, b.tenant.ID, m.ID, role); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+var (
+	nextLink    = regexp.MustCompile(`href="([^"]*)"[^>]*data-testid="page-next"`)
+	revokeLinkF = `(?s)<div>%s</div>.*?/invitations/(\d+)/revoke`
+)
+
+// signInAs signs a person in with a session of their own and reads its CSRF
+// token from a page.
+func (w *loadWorld) signInAs(email string) (*loadSession, error) {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: loadTimeout,
+		Transport:     &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	s := &loadSession{http: c}
+	token := func(path string) (string, error) {
+		res, err := c.Get(w.base + path)
+		if err != nil {
+			return "", err
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("GET %s: %d %v", path, res.StatusCode, err)
+		}
+		m := csrfMeta.FindSubmatch(body)
+		if m == nil {
+			return "", fmt.Errorf("GET %s: no CSRF token", path)
+		}
+		return html.UnescapeString(string(m[1])), nil
+	}
+	anon, err := token("/signin")
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.PostForm(w.base+"/signin", url.Values{"email": {email}, "password": {benchPassword}, "_csrf": {anon}})
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther {
+		return nil, fmt.Errorf("sign in as %s: %d", email, res.StatusCode)
+	}
+	if s.csrf, err = token("/t/" + benchSlug + "/dashboard"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// call makes one request and checks its status and that the body holds want.
+func (s *loadSession) call(req *http.Request, status int, want string) ([]byte, error) {
+	res, err := s.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != status {
+		return body, fmt.Errorf("%s %s: %d, want %d", req.Method, req.URL.Path, res.StatusCode, status)
+	}
+	if want != "" && !bytes.Contains(body, []byte(want)) {
+		return body, fmt.Errorf("%s %s: the page lacks %s", req.Method, req.URL.Path, want)
+	}
+	return body, nil
+}
+
+func (w *loadWorld) get(ctx context.Context, s *loadSession, path string, htmx bool, want string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if htmx {
+		req.Header.Set("HX-Request", "true")
+	}
+	return s.call(req, http.StatusOK, want)
+}
+
+func (w *loadWorld) post(ctx context.Context, s *loadSession, path string, form url.Values, status int, want string) ([]byte, error) {
+	form.Set("_csrf", s.csrf)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return s.call(req, status, want)
+}
+
+// remember keeps the next-page link of a list page of filter k; the walk
+// starts again from the first page when the last page is reached.
+func (w *loadWorld) remember(k int, body []byte) {
+	if m := nextLink.FindSubmatch(body); m != nil {
+		w.next[k].Store(html.UnescapeString(string(m[1])))
+	} else {
+		w.next[k].Store(w.filters[k])
+	}
+}
+
+func (w *loadWorld) intn(n int) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rng.IntN(n)
+}
+
+// do runs one request of a kind as the i-th of the run, and says which kind
+// it ran (a revocation with nothing to revoke yet invites instead).
+func (w *loadWorld) do(ctx context.Context, kind string, i int) (string, error) {
+	err := w.request(ctx, &kind, i)
+	return kind, err
+}
+
+func (w *loadWorld) request(ctx context.Context, kind *string, i int) error {
+	tenant := "/t/" + benchSlug
+	reader := w.readers[i%len(w.readers)]
+	switch *kind {
+	case kindList:
+		k := w.intn(len(w.filters))
+		body, err := w.get(ctx, reader, w.filters[k], false, `data-testid="customer-results"`)
+		if err == nil {
+			w.remember(k, body)
+		}
+		return err
+	case kindListNext:
+		k := w.intn(len(w.filters))
+		path, _ := w.next[k].Load().(string)
+		if path == "" {
+			path = w.filters[k]
+		}
+		body, err := w.get(ctx, reader, path, true, `data-testid="customer-results"`)
+		if err == nil {
+			w.remember(k, body)
+		}
+		return err
+	case kindProfile:
+		_, err := w.get(ctx, reader, w.profiles[w.intn(len(w.profiles))], false, `data-testid="profile"`)
+		return err
+	case kindDashboard:
+		_, err := w.get(ctx, reader, tenant+"/dashboard", false, `data-testid="as-of"`)
+		return err
+	case kindMembers:
+		_, err := w.get(ctx, w.admin, tenant+"/members", false, `data-testid="invite-form"`)
+		return err
+	case kindAudit:
+		_, err := w.get(ctx, w.admin, tenant+"/audit", false, "")
+		return err
+	case kindRevoke:
+		select {
+		case id := <-w.invited:
+			_, err := w.post(ctx, w.admin, tenant+"/invitations/"+strconv.FormatInt(id, 10)+"/revoke", url.Values{}, http.StatusSeeOther, "")
+			return err
+		default: // nothing to revoke yet: invite instead
+			*kind = kindInvite
+		}
+		fallthrough
+	case kindInvite:
+		email := fmt.Sprintf("load-%s-%d@example.com", w.runID, w.seq.Add(1))
+		body, err := w.post(ctx, w.admin, tenant+"/invitations", url.Values{"email": {email}, "role": {models.RoleViewer}}, http.StatusOK, "")
+		if err != nil {
+			return err
+		}
+		m := regexp.MustCompile(fmt.Sprintf(revokeLinkF, regexp.QuoteMeta(html.EscapeString(email)))).FindSubmatch(body)
+		if m == nil {
+			return fmt.Errorf("invitation of %s not listed on the members page", email)
+		}
+		id, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		select {
+		case w.invited <- id:
+		default:
+		}
+		return nil
+	case kindRole:
+		role := models.RoleViewer
+		if w.roleFlip.Add(1)%2 == 1 {
+			role = models.RoleMarketer
+		}
+		_, err := w.post(ctx, w.admin, tenant+"/members/"+strconv.FormatInt(w.roleID, 10)+"/role", url.Values{"role": {role}}, http.StatusSeeOther, "")
+		return err
+	case kindImport:
+		var csv bytes.Buffer
+		csv.WriteString("appid,openid,unionid\r\n")
+		for range 10 {
+			r := w.imports[w.intn(len(w.imports))]
+			csv.WriteString(r[0] + "," + r[1] + ",\r\n")
+		}
+		var form bytes.Buffer
+		mw := multipart.NewWriter(&form)
+		_ = mw.WriteField("_csrf", w.admin.csrf)
+		fw, _ := mw.CreateFormFile("file", "load.csv")
+		_, _ = fw.Write(csv.Bytes())
+		_ = mw.Close()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.base+tenant+"/imports", &form)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		_, err = w.admin.call(req, http.StatusOK, `data-testid="import-done"`)
+		return err
+	}
+	return fmt.Errorf("unknown request kind %q", *kind)
+}
+
+type loadResult struct {
+	kind    string
+	latency time.Duration // from when the request was due
+	err     error
+}
+
+func (w *loadWorld) run(ctx context.Context, proc *benchkit.Process, o loadOptions) error {
+	var err error
+	for i := 1; i <= o.sessions; i++ {
+		s, err := w.signInAs(loadMarketerEmail(i))
+		if err != nil {
+			return err
+		}
+		w.readers = append(w.readers, s)
+	}
+	if w.admin, err = w.signInAs(loadAdminEmail); err != nil {
+		return err
+	}
+	// Warm up, unmeasured: every filter's first page (which also gives each
+	// its next page), a few profiles, the dashboard.
+	for k, p := range w.filters {
+		body, err := w.get(ctx, w.readers[k%len(w.readers)], p, false, `data-testid="customer-results"`)
+		if err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		w.remember(k, body)
+	}
+	for _, p := range w.profiles[:min(20, len(w.profiles))] {
+		if _, err := w.get(ctx, w.readers[0], p, false, `data-testid="profile"`); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
+
+	// The schedule: a kind for each request, drawn from the mix.
+	total := o.rate * o.seconds
+	var wheel []string
+	for _, m := range loadMix {
+		for range m.weight {
+			wheel = append(wheel, m.kind)
+		}
+	}
+	pick := rand.New(rand.NewPCG(uint64(o.rate), uint64(o.seconds)))
+	kinds := make([]string, total)
+	for i := range kinds {
+		kinds[i] = wheel[pick.IntN(len(wheel))]
+	}
+
+	loadBefore := benchkit.LoadAvg()
+	cpuBefore, _ := proc.CPUSeconds()
+	b := w.b
+	b.logf("load: %d requests at %d/s for %d s against %s (oneid pid %d), %d customers, %d marketers + 1 admin signed in, %d list filters; %d CPUs, load before: %s",
+		total, o.rate, o.seconds, w.base, proc.Cmd.Process.Pid, b.n, len(w.readers), len(w.filters), benchkit.CPUs(), loadBefore)
+	results := make([]loadResult, total)
+	var wg sync.WaitGroup
+	var maxLag time.Duration
+	start := time.Now().Add(50 * time.Millisecond)
+	for i := 0; i < total; i++ {
+		due := start.Add(time.Duration(i) * time.Second / time.Duration(o.rate))
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		} else if -d > maxLag {
+			maxLag = -d
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func(i int, due time.Time) {
+			defer wg.Done()
+			rctx, cancel := context.WithDeadline(ctx, due.Add(loadTimeout))
+			defer cancel()
+			kind, err := w.do(rctx, kinds[i], i)
+			results[i] = loadResult{kind: kind, latency: time.Since(due), err: err}
+		}(i, due)
+	}
+	sent := time.Since(start)
+	wg.Wait()
+	took := time.Since(start)
+	cpuAfter, _ := proc.CPUSeconds()
+	loadAfter := benchkit.LoadAvg()
+
+	// Per kind, slowest first, then the whole.
+	byKind := map[string][]time.Duration{}
+	failed := map[string]int{}
+	var all []time.Duration
+	errs := map[string]int{}
+	ok := 0
+	for _, r := range results {
+		byKind[r.kind] = append(byKind[r.kind], r.latency)
+		all = append(all, r.latency)
+		if r.err != nil {
+			failed[r.kind]++
+			msg := r.err.Error()
+			if len(msg) > 160 {
+				msg = msg[:160]
+			}
+			errs[msg]++
+		} else {
+			ok++
+		}
+	}
+	var names []string
+	for k := range byKind {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(a, c int) bool { return pct(byKind[names[a]], 99) > pct(byKind[names[c]], 99) })
+	for _, k := range names {
+		d := byKind[k]
+		b.logf("  %-10s %6d requests  p50 %7.1f ms  p90 %7.1f ms  p99 %7.1f ms  max %7.1f ms  failed %d",
+			k, len(d), ms(pct(d, 50)), ms(pct(d, 90)), ms(pct(d, 99)), ms(pct(d, 100)), failed[k])
+	}
+	shown := 0
+	for msg, count := range errs {
+		if shown++; shown > 10 {
+			break
+		}
+		b.logf("  error ×%d: %s", count, msg)
+	}
+	rss, _ := proc.PeakRSS()
+	b.logf("sent in %.1f s (scheduler at most %.1f ms late), all answered after %.1f s; oneid used %.2f CPU-seconds a second, peak RSS %.0f MB; load after: %s",
+		sent.Seconds(), ms(maxLag), took.Seconds(), (cpuAfter-cpuBefore)/took.Seconds(), rss, loadAfter)
+	success := float64(ok) / float64(total)
+	fmt.Fprintf(b.out, "load rate=%d seconds=%d p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f success=%.4f\n",
+		o.rate, o.seconds, ms(pct(all, 50)), ms(pct(all, 90)), ms(pct(all, 99)), success)
+	return nil
+}
