@@ -182,6 +182,7 @@ func Resolve(db *gorm.DB, tenantID int64, obs []Observation) (ResolveResult, err
 		}
 		todo = append(todo, i)
 	}
+	mostlyNew := false // the previous chunk created most of its identities
 	for start := 0; start < len(todo); start += resolveChunk {
 		chunk := todo[start:min(start+resolveChunk, len(todo))]
 		r := &resolver{tenantID: tenantID, now: now, mysql: Dialect(db) == DialectMySQL,
@@ -189,9 +190,17 @@ func Resolve(db *gorm.DB, tenantID int64, obs []Observation) (ResolveResult, err
 		if r.mysql {
 			r.perStatement = 1000
 		}
+		r.expectWrites = mostlyNew
 		if err := r.run(db, norm, chunk, res.Outcomes); err != nil {
 			return res, fmt.Errorf("models: resolve %d observations: %w", len(chunk), err)
 		}
+		created := 0
+		for _, i := range chunk {
+			if res.Outcomes[i].Change == Created {
+				created++
+			}
+		}
+		mostlyNew = created*2 > len(chunk)
 	}
 	for _, o := range res.Outcomes {
 		res.Counts[o.Change]++

@@ -346,6 +346,65 @@ func TestResolve(t *testing.T) {
 			}
 		})
 
+		t.Run("ChunksAfterANewChunkPlanKnownIdentitiesUnderLock", func(t *testing.T) {
+			// A chunk after one of mostly new identities skips the read
+			// without locks: its known, changed, linking and unchanged
+			// identities must come out exactly as through the read.
+			w := newWorld(t, db)
+			defer w.checkMasks(t)
+			known := make([]models.Observation, 1200)
+			for i := range known {
+				known[i] = models.Observation{AppID: w.appA, OpenID: fmt.Sprintf("oK%05d", i), Subscription: models.Subscribed,
+					SubscribeTime: at(-i), Source: models.SourceSync, At: at(0), SyncPass: 1}
+				if i%4 != 0 {
+					known[i].UnionID = "u" + known[i].OpenID
+				}
+			}
+			before := w.resolve(t, known...)
+			if before.Counts[models.Created] != len(known) {
+				t.Fatalf("counts %v", before.Counts)
+			}
+			var obs []models.Observation
+			for i := range 1000 { // the first chunk: all new
+				obs = append(obs, models.Observation{AppID: w.appA, OpenID: fmt.Sprintf("oN%05d", i), UnionID: fmt.Sprintf("uN%05d", i),
+					Subscription: models.Subscribed, Source: models.SourceSync, At: at(60), SyncPass: 2})
+			}
+			want := map[models.Change]int{models.Created: 1000}
+			for i, k := range known {
+				o := k
+				o.At, o.SyncPass = at(60), 2
+				switch {
+				case i%4 == 0 && i%8 == 0: // its UnionID arrives: linked
+					o.UnionID = "u" + o.OpenID
+					want[models.Linked]++
+				case i%5 == 1: // left
+					o.Subscription, o.UnionID, o.NoUnionIDReason = models.Unsubscribed, "", models.UnlinkedNotFollower
+					want[models.Updated]++
+				default:
+					want[models.Unchanged]++
+				}
+				obs = append(obs, o)
+			}
+			res := w.resolve(t, obs...)
+			for c, n := range want {
+				if res.Counts[c] != n {
+					t.Fatalf("counts %v, want %v", res.Counts, want)
+				}
+			}
+			for i, o := range obs {
+				id := w.identity(t, o.AppID, o.OpenID)
+				if got := res.Outcomes[i]; id == nil || got.IdentityID != id.ID || got.CustomerID != id.CustomerID || id.LastSyncPass != 2 {
+					t.Fatalf("observation %d: outcome %+v, stored %+v", i, got, id)
+				}
+				if i >= 1000 && before.Outcomes[i-1000].IdentityID != id.ID {
+					t.Fatalf("observation %d: identity %d, was %d", i, id.ID, before.Outcomes[i-1000].IdentityID)
+				}
+			}
+			if n := w.count(t, &models.Identity{}); n != 2200 {
+				t.Fatalf("%d identities, want 2200", n)
+			}
+		})
+
 		t.Run("SyncPassMarksFollowersItDidNotList", func(t *testing.T) {
 			w := newWorld(t, db)
 			defer w.checkMasks(t)
