@@ -34,7 +34,9 @@ func (b *browser) getOn(base, path string) *page {
 
 // Two `oneid serve` processes on one MySQL database, one browser whose
 // consecutive requests alternate between them: sign-up, sign-out and
-// sign-in, an app bound through the self-managed form, a push to each
+// sign-in, an app bound through the self-managed form and one through
+// OneID's third-party platform (started on one instance, back from WeChat's
+// page on the other, the verify ticket pushed to one), a push to each
 // instance, a follower sync, the customer list and a profile, and a
 // background export whose file is downloaded from the instance that did not
 // write it. Sessions and CSRF tokens hold across instances, WeChat's token
@@ -43,8 +45,15 @@ func TestTwoInstancesShareOneDatabase(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	followers := pick(3000, 30000)
+	// OneID's third-party platform, for the authorized binding.
+	comp, err := w.sim.AddComponent(wechattest.ComponentSpec{Token: "componenttoken", AESKey: aesKey})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Exports over 100 rows run as jobs.
-	env := w.env("ONEID_EXPORT_STREAM_MAX=100")
+	env := w.env("ONEID_EXPORT_STREAM_MAX=100", "ONEID_WECHAT_COMPONENT_APPID="+comp.AppID,
+		"ONEID_WECHAT_COMPONENT_SECRET="+comp.Secret, "ONEID_WECHAT_COMPONENT_TOKEN="+comp.Token,
+		"ONEID_WECHAT_COMPONENT_AES_KEY="+comp.AESKey)
 	a := startOneID(t, "A", env)
 	b := startOneID(t, "B", env)
 	procs := map[string]*proc{a.base: a, b.base: b}
@@ -66,6 +75,33 @@ func TestTwoInstancesShareOneDatabase(t *testing.T) {
 		t.Fatalf("binding made %d stable_token calls, want 1", n)
 	}
 	br.mustGet(ws.path("apps/" + strconv.FormatInt(app.ID, 10)))
+
+	// Authorized binding: WeChat's verify ticket reaches one instance, the
+	// admin starts on one and comes back from WeChat's page to the other.
+	w.sim.SetComponentCallback(comp.AppID, a.base+"/wechat/component")
+	if _, d, err := w.sim.PushVerifyTicket(comp.AppID); err != nil || !d.OK {
+		t.Fatalf("verify ticket to A: %+v %v", d, err)
+	}
+	authorized := w.sim.MustAddApp(wechattest.AppSpec{Name: "双实例授权号", Principal: principal,
+		OpenAppID: w.sim.AddOpenAccount(wechattest.OpenAccountSpec{Name: "authorized open", Principal: principal, Verified: true})})
+	br.mustGet(ws.path("apps/new"))
+	consent := br.post(ws.path("apps/authorize"), nil).redirected(t, "start the authorization")
+	if !strings.HasPrefix(consent, w.sim.URL()) {
+		t.Fatalf("the authorization went to %q, not to WeChat's page", consent)
+	}
+	back := simConsent(t, consent+"&sim_appid="+authorized.AppID)
+	u, err := url.Parse(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br.get(u.RequestURI()).redirected(t, "come back from WeChat's page") // on the next instance, whichever started
+	bound, err := models.FindAppByAppID(w.db, ws.id, authorized.AppID)
+	if err != nil || bound.BindingMode != models.ModeAuthorized || !bound.IsBound() {
+		t.Fatalf("the authorized app: %+v %v", bound, err)
+	}
+	if n := w.sim.Calls("cgi-bin/component/api_component_token"); n != 1 {
+		t.Fatalf("%d component token fetches for two instances, want 1", n)
+	}
 
 	// A push to each instance: each stores its event and its worker asks
 	// user/info for the UnionID, with the one token both share.
@@ -124,7 +160,7 @@ func TestTwoInstancesShareOneDatabase(t *testing.T) {
 		t.Fatalf("%d stable_token calls in all, want 2: the binding's proof and one token for both instances", n)
 	}
 	var stored int64
-	w.db.Table("wechat_tokens").Count(&stored)
+	w.db.Table("wechat_tokens").Where("app_id = ?", info.AppID).Count(&stored)
 	if stored != 1 {
 		t.Fatalf("%d stored tokens, want 1", stored)
 	}
@@ -190,6 +226,23 @@ func TestTwoInstancesShareOneDatabase(t *testing.T) {
 		t.Fatalf("only %d requests alternated", br.requests)
 	}
 	t.Logf("%d requests alternating between two instances in %v", br.requests, time.Since(start).Round(time.Millisecond))
+}
+
+// simConsent opens WeChat's authorization page, which consents at once
+// (sim_appid) and redirects back to OneID; it returns where to.
+func simConsent(t *testing.T, page string) string {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if loc := res.Header.Get("Location"); res.StatusCode/100 == 3 && loc != "" {
+		return loc
+	}
+	t.Fatalf("WeChat's page answered %d without a redirect", res.StatusCode)
+	return ""
 }
 
 // runners are the instances whose log says they started job id.
