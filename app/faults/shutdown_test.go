@@ -34,7 +34,8 @@ type slowStream struct {
 func TestSIGTERMFinishesRequestsInFlight(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	p := startOneID(t, "oneid", w.env())
+	// Every export streams, however large.
+	p := startOneID(t, "oneid", w.env("ONEID_EXPORT_STREAM_MAX=10000000"))
 	br := newBrowser(t, p.base)
 	ws := signUp(t, w, br, "Fault Shutdown")
 	n := pick(12_000, 40_000)
@@ -69,6 +70,9 @@ func TestSIGTERMFinishesRequestsInFlight(t *testing.T) {
 			}
 			defer res.Body.Close()
 			s.status = res.StatusCode
+			if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") {
+				s.err = errors.New("not a CSV stream: " + ct)
+			}
 			close(s.started)
 			var buf bytes.Buffer
 			chunk := make([]byte, 32<<10)
