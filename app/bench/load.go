@@ -23,6 +23,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,6 +34,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -129,7 +131,11 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, out
 		defer cleanup()
 		*binary = path
 	}
-	proc, err := benchkit.StartOneID(ctx, *binary, serverURL+*dbName)
+	// The server logs every request with its duration (info, as in
+	// production): the report compares the time inside the server with the
+	// time the driver saw.
+	w.serverLog = newServerLog(benchSlug)
+	proc, err := benchkit.StartOneIDLogging(ctx, *binary, serverURL+*dbName, w.serverLog, "ONEID_LOG_LEVEL=info")
 	if err != nil {
 		return err
 	}
@@ -141,21 +147,22 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, out
 // loadWorld is what the requests need: the tenant's data to ask for, the
 // signed-in sessions, and the state the writes carry between requests.
 type loadWorld struct {
-	b        *bench
-	base     string
-	filters  []string       // first pages of typical filters
-	next     []atomic.Value // per filter: the next page's URL from its latest page
-	profiles []string       // profile paths of customers picked at random
-	imports  [][2]string    // (appid, openid) the tenant holds
-	roleID   int64          // membership whose role flips
-	roleFlip atomic.Int64   // even: viewer, odd: marketer
-	invited  chan int64     // invitations made, waiting to be revoked
-	runID    string         // tells this run's invitations apart
-	seq      atomic.Int64   // invitation emails
-	readers  []*loadSession // marketers
-	admin    *loadSession
-	mu       sync.Mutex
-	rng      *rand.Rand
+	b         *bench
+	base      string
+	filters   []string       // first pages of typical filters
+	next      []atomic.Value // per filter: the next page's URL from its latest page
+	profiles  []string       // profile paths of customers picked at random
+	imports   [][2]string    // (appid, openid) the tenant holds
+	roleID    int64          // membership whose role flips
+	roleFlip  atomic.Int64   // even: viewer, odd: marketer
+	invited   chan int64     // invitations made, waiting to be revoked
+	runID     string         // tells this run's invitations apart
+	seq       atomic.Int64   // invitation emails
+	readers   []*loadSession // marketers
+	serverLog *serverLog
+	admin     *loadSession
+	mu        sync.Mutex
+	rng       *rand.Rand
 }
 
 type loadSession struct {
@@ -241,7 +248,7 @@ func ensureMember(b *bench, hash, email, role string) (*models.Membership, error
 	if err != nil {
 		return nil, err
 	}
-	if m.Role != role && role == models.RoleAdmin {
+	if m.Role != role {
 		if m, err = models.ChangeRole(db, b.tenant.ID, m.ID, role); err != nil {
 			return nil, err
 		}
@@ -498,6 +505,7 @@ func (w *loadWorld) run(ctx context.Context, proc *benchkit.Process, o loadOptio
 		kinds[i] = wheel[pick.IntN(len(wheel))]
 	}
 
+	w.serverLog.reset()
 	loadBefore := benchkit.LoadAvg()
 	cpuBefore, _ := proc.CPUSeconds()
 	b := w.b
@@ -562,6 +570,36 @@ func (w *loadWorld) run(ctx context.Context, proc *benchkit.Process, o loadOptio
 		b.logf("  %-10s %6d requests  p50 %7.1f ms  p90 %7.1f ms  p99 %7.1f ms  max %7.1f ms  failed %d",
 			k, len(d), ms(pct(d, 50)), ms(pct(d, 90)), ms(pct(d, 99)), ms(pct(d, 100)), failed[k])
 	}
+	// Inside the server, as its request log has it.
+	w.serverLog.mu.Lock()
+	var groups []string
+	for g := range w.serverLog.took {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	for _, g := range groups {
+		d := w.serverLog.took[g]
+		b.logf("  server %-28s %6d requests  p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms (in the handler, from oneid's log)", g, len(d), ms(pct(d, 50)), ms(pct(d, 99)), ms(pct(d, 100)))
+	}
+	w.serverLog.mu.Unlock()
+	// When the slow requests were due.
+	perSecond := make([][]time.Duration, o.seconds)
+	for i, r := range results {
+		sec := i / o.rate
+		perSecond[sec] = append(perSecond[sec], r.latency)
+	}
+	over := 0
+	worst := 0
+	for sec, d := range perSecond {
+		if pct(d, 99) > 200*time.Millisecond {
+			over++
+		}
+		if pct(d, 99) > pct(perSecond[worst], 99) {
+			worst = sec
+		}
+	}
+	b.logf("  seconds whose p99 is over 200 ms: %d of %d; the worst, second %d: p50 %.1f ms, p99 %.1f ms",
+		over, o.seconds, worst, ms(pct(perSecond[worst], 50)), ms(pct(perSecond[worst], 99)))
 	shown := 0
 	for msg, count := range errs {
 		if shown++; shown > 10 {
@@ -576,4 +614,49 @@ func (w *loadWorld) run(ctx context.Context, proc *benchkit.Process, o loadOptio
 	fmt.Fprintf(b.out, "load rate=%d seconds=%d p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f success=%.4f\n",
 		o.rate, o.seconds, ms(pct(all, 50)), ms(pct(all, 90)), ms(pct(all, 99)), success)
 	return nil
+}
+
+// serverLog reads oneid's JSON log: request durations by route, other lines
+// of warning or worse passed on to stderr.
+type serverLog struct {
+	slug string
+	mu   sync.Mutex
+	buf  []byte
+	took map[string][]time.Duration
+}
+
+func newServerLog(slug string) *serverLog {
+	return &serverLog{slug: slug, took: map[string][]time.Duration{}}
+}
+
+func (l *serverLog) reset() {
+	l.mu.Lock()
+	l.took = map[string][]time.Duration{}
+	l.mu.Unlock()
+}
+
+var idSegment = regexp.MustCompile(`/\d+(/|$)`)
+
+func (l *serverLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		nl := bytes.IndexByte(l.buf, '\n')
+		if nl < 0 {
+			return len(p), nil
+		}
+		line := l.buf[:nl]
+		var e struct {
+			Level, Msg, Method, Path string
+			Duration                 float64 `json:"duration_ms"`
+		}
+		if json.Unmarshal(line, &e) == nil && e.Msg == "request" {
+			route := e.Method + " " + idSegment.ReplaceAllString(strings.TrimPrefix(e.Path, "/t/"+l.slug), "/:id$1")
+			l.took[route] = append(l.took[route], time.Duration(e.Duration*float64(time.Millisecond)))
+		} else if e.Level != "INFO" && e.Level != "DEBUG" {
+			fmt.Fprintf(os.Stderr, "oneid: %s\n", line)
+		}
+		l.buf = l.buf[nl+1:]
+	}
 }

@@ -48,8 +48,15 @@ type Process struct {
 
 // StartOneID runs `oneid serve` on a free loopback port against databaseURL
 // with a fresh secret key, warnings only in its log (to stderr), plus env
-// (NAME=value), and waits until /readyz answers 200.
+// (NAME=value, ONEID_LOG_LEVEL=info say), and waits until /readyz answers
+// 200.
 func StartOneID(ctx context.Context, binary, databaseURL string, env ...string) (*Process, error) {
+	return StartOneIDLogging(ctx, binary, databaseURL, os.Stderr, env...)
+}
+
+// StartOneIDLogging is StartOneID with the process's log (JSON lines) written
+// to log.
+func StartOneIDLogging(ctx context.Context, binary, databaseURL string, log io.Writer, env ...string) (*Process, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -66,7 +73,7 @@ func StartOneID(ctx context.Context, binary, databaseURL string, env ...string) 
 		"ONEID_LOG_LEVEL=warn",
 	)
 	cmd.Env = append(cmd.Env, env...)
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	cmd.Stdout, cmd.Stderr = io.Discard, log
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
