@@ -55,6 +55,6 @@ func prepareDemo(ctx context.Context, sys *system, dm *demo.Demo, addr net.Addr,
 	if r.FollowCommand != "" {
 		fmt.Fprintf(w, "  a follow event: run\n    %s\n  then open %s%s to see it on the timeline\n", r.FollowCommand, url, r.CustomerPath)
 	}
-	fmt.Fprintf(w, "  principal refusal: Apps > Bind with WeChat > %s, then join it to the open-platform account\n\n", demo.OtherName)
+	fmt.Fprintf(w, "  principal refusal: 应用 (Apps) > 使用微信授权绑定 (Bind with WeChat) > %s, then 绑定到此账号 (Bind to this account)\n\n", demo.OtherName)
 	return nil
 }
