@@ -52,7 +52,7 @@ func TestTokenExpiredUnderConcurrentCallers(t *testing.T) {
 	if _, err := clients[0].UserList(ctx, app, ""); err != nil {
 		t.Fatal(err)
 	}
-	rounds := pick(1, 5)
+	rounds := pick(3, 10)
 	for round := range rounds {
 		fetched := sim.Calls("cgi-bin/stable_token")
 		calls := sim.Calls("cgi-bin/user/get")
