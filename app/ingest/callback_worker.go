@@ -20,20 +20,31 @@ func (c *Callbacks) Run(ctx context.Context) error {
 	purge := time.NewTicker(10 * time.Minute)
 	defer purge.Stop()
 	c.purge(ctx)
+	failures := 0
 	for {
 		n, err := c.ProcessPending(ctx)
 		if err != nil && ctx.Err() == nil {
 			c.log.Error("ingest: resolve callback events", "err", err)
 		}
 		if err == nil && n >= c.cfg.ClaimBatch {
+			failures = 0
 			continue // more are waiting
+		}
+		// While the database fails, look less often (up to 10 s); a push
+		// stored by this instance still wakes the worker at once.
+		wait := c.cfg.Poll
+		if err != nil && ctx.Err() == nil {
+			failures++
+			wait = min(c.cfg.Poll<<min(failures, 10), max(10*time.Second, c.cfg.Poll))
+		} else {
+			failures = 0
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-purge.C:
 			c.purge(ctx)
-		case <-time.After(c.cfg.Poll):
+		case <-time.After(wait):
 		case <-c.wake:
 			// Let the pushes arriving alongside join this batch: fewer,
 			// larger transactions leave the database's commits (and the

@@ -171,17 +171,42 @@ func (r *Runner) Run(ctx context.Context) error {
 	slots := make(chan struct{}, r.cfg.Slots)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	t := time.NewTicker(r.cfg.Poll)
-	defer t.Stop()
+	failures := 0
 	for {
-		r.claimInto(ctx, slots, &wg)
+		if r.claimInto(ctx, slots, &wg) {
+			failures = 0
+		} else {
+			failures++
+		}
+		// The queue could not be read (the database is down): poll less
+		// often while it stays so, up to maxPollBackoff, and at the usual
+		// pace again as soon as it answers.
+		t := time.NewTimer(pollWait(r.cfg.Poll, failures))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
 		case <-r.wake:
+			t.Stop()
 		}
 	}
+}
+
+// maxPollBackoff bounds the wait between polls of a queue that cannot be read.
+const maxPollBackoff = 10 * time.Second
+
+// pollWait is the wait before the next poll after failures failed ones in a
+// row: poll itself, then doubling up to maxPollBackoff (never below poll).
+func pollWait(poll time.Duration, failures int) time.Duration {
+	if failures <= 0 {
+		return poll
+	}
+	d := poll << min(failures, 10)
+	if d > maxPollBackoff || d <= 0 {
+		d = max(maxPollBackoff, poll)
+	}
+	return d
 }
 
 // Drain runs due jobs, one slot after another, until none is due; tests and
@@ -215,21 +240,23 @@ func (r *Runner) kindNames() []string {
 	return names
 }
 
-func (r *Runner) claimInto(ctx context.Context, slots chan struct{}, wg *sync.WaitGroup) {
+// claimInto claims due jobs into the free slots; false when the queue could
+// not be read.
+func (r *Runner) claimInto(ctx context.Context, slots chan struct{}, wg *sync.WaitGroup) bool {
 	free := cap(slots) - len(slots)
 	if free == 0 || ctx.Err() != nil {
-		return
+		return true
 	}
 	due, err := models.DueJobs(r.db.WithContext(ctx), r.kindNames(), r.cfg.Now(), free*2)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("jobs: poll", "err", err)
 		}
-		return
+		return false
 	}
 	for _, d := range due {
 		if len(slots) == cap(slots) {
-			return
+			return true
 		}
 		j, ok, err := r.claim(ctx, d)
 		if err != nil {
@@ -247,6 +274,7 @@ func (r *Runner) claimInto(ctx context.Context, slots chan struct{}, wg *sync.Wa
 			r.run(ctx, j)
 		}()
 	}
+	return true
 }
 
 func (r *Runner) claim(ctx context.Context, d models.Job) (*Job, bool, error) {
