@@ -3,6 +3,7 @@ package models
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
 	"strings"
@@ -60,10 +61,26 @@ func FindAppByCallbackKey(db *gorm.DB, key string) (*App, error) {
 	var a App
 	err := CrossTenant(db, "a WeChat push names its app by the callback key; the key's app names the tenant").
 		Where("callback_key = ? AND bound_appid IS NOT NULL", key).Take(&a).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) && looksLikeAppID(key) {
+		// A third-party platform's message URL is one for all its apps, with
+		// WeChat's $APPID$ placeholder in the path: an authorized app is also
+		// found by its appid (bound to one tenant at most). Its pushes are
+		// signed with the platform's token, so knowing the appid is no help.
+		err = CrossTenant(db, "a third-party platform's push names its app by appid; the app names the tenant").
+			Where("bound_appid = ? AND binding_mode = ?", key, ModeAuthorized).Take(&a).Error
+	}
 	if err != nil {
 		return nil, notFound(err)
 	}
 	return &a, nil
+}
+
+// looksLikeAppID: "wx" and 16 lowercase hex digits.
+func looksLikeAppID(s string) bool {
+	if len(s) != 18 || !strings.HasPrefix(s, "wx") {
+		return false
+	}
+	return strings.Trim(s[2:], "0123456789abcdef") == ""
 }
 
 // StoreCallbackEvents inserts pushes into the inbox in one statement. A push

@@ -304,4 +304,20 @@ func TestCallbackOfAnAuthorizedApp(t *testing.T) {
 	if n := w.rows("callback_events"); n != 1 {
 		t.Fatalf("%d events", n)
 	}
+	// The platform's single message URL, /wechat/callback/$APPID$, reaches
+	// the same app by its appid.
+	ev.FromUserName, ev.CreateTime = "oAuthorizedUser0000000000002", ev.CreateTime+1
+	target, body = seal(platform)
+	byAppID := strings.Replace(target, "/wechat/callback/"+app.CallbackKey+"?", "/wechat/callback/"+app.AppID+"?", 1)
+	if status, _, reply := w.send(t, http.MethodPost, byAppID, body, nil); status != http.StatusOK || reply != "success" {
+		t.Fatalf("by appid: %d %q", status, reply)
+	}
+	if n := w.rows("callback_events"); n != 2 {
+		t.Fatalf("%d events after the push by appid", n)
+	}
+	// A self-managed app is reached by its key only.
+	self, _ := w.bindApp(t, "self oa", appSetup{})
+	if status, _, _ := w.send(t, http.MethodPost, "/wechat/callback/"+self.AppID+"?"+signedQuery("x").Encode(), "<xml/>", nil); status != http.StatusNotFound {
+		t.Fatalf("a self-managed app by appid: %d", status)
+	}
 }
