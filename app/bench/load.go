@@ -61,10 +61,12 @@ const (
 	kindImport    = "import" // POST a CSV of 10 identities the tenant holds
 )
 
-var loadMix = []struct {
+type mixEntry struct {
 	kind   string
 	weight int
-}{
+}
+
+var loadMix = []mixEntry{
 	{kindList, 400}, {kindListNext, 200}, {kindProfile, 250}, {kindDashboard, 80},
 	{kindMembers, 10}, {kindAudit, 20},
 	{kindInvite, 12}, {kindRevoke, 12}, {kindRole, 8}, {kindImport, 8},
@@ -80,7 +82,28 @@ func loadMarketerEmail(i int) string { return fmt.Sprintf("bench-load-marketer-%
 
 type loadOptions struct {
 	rate, seconds, sessions int
-	binary                  string
+	mix                     []mixEntry
+}
+
+// parseMix reads "list=1,profile=3"; "" is loadMix.
+func parseMix(s string) ([]mixEntry, error) {
+	if s == "" {
+		return loadMix, nil
+	}
+	known := map[string]bool{}
+	for _, m := range loadMix {
+		known[m.kind] = true
+	}
+	var mix []mixEntry
+	for _, part := range strings.Split(s, ",") {
+		kind, weight, _ := strings.Cut(part, "=")
+		n, err := strconv.Atoi(weight)
+		if !known[kind] || err != nil || n < 0 {
+			return nil, fmt.Errorf("load: --mix %q: %q is not kind=weight of a known kind", s, part)
+		}
+		mix = append(mix, mixEntry{kind, n})
+	}
+	return mix, nil
 }
 
 func runLoad(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
@@ -94,11 +117,16 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, out
 	dbName := fs.String("database", "oneid_bench_browse", "the benchmark's own database (created if missing; shared with bench browse)")
 	binary := fs.String("oneid", "", "the oneid binary to serve with (default: go build ./app into a temporary folder)")
 	pool := fs.Bool("buffer-pool", true, "raise innodb_buffer_pool_size to the 2 GB PRODUCT.md's targets assume")
+	mixFlag := fs.String("mix", "", "other weights, kind=weight,… (to find which kind costs what; default: the portal's mix)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *rate <= 0 || *seconds <= 0 || *sessions <= 0 || *n <= 0 {
 		return errors.New("load: --rate, --seconds, --sessions and --customers must be positive")
+	}
+	mix, err := parseMix(*mixFlag)
+	if err != nil {
+		return err
 	}
 	if *server == "" {
 		*server = getenv("ONEID_BENCH_MYSQL_URL")
@@ -141,7 +169,7 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, out
 	}
 	defer proc.Stop()
 	w.base = proc.Base
-	return w.run(ctx, proc, loadOptions{rate: *rate, seconds: *seconds, sessions: *sessions, binary: *binary})
+	return w.run(ctx, proc, loadOptions{rate: *rate, seconds: *seconds, sessions: *sessions, mix: mix})
 }
 
 // loadWorld is what the requests need: the tenant's data to ask for, the
@@ -363,17 +391,20 @@ func (w *loadWorld) intn(n int) int {
 
 // do runs one request of a kind as the i-th of the run, and says which kind
 // it ran (a revocation with nothing to revoke yet invites instead).
-func (w *loadWorld) do(ctx context.Context, kind string, i int) (string, error) {
-	err := w.request(ctx, &kind, i)
-	return kind, err
+func (w *loadWorld) do(ctx context.Context, kind string, i int) (string, int, error) {
+	filter := -1
+	err := w.request(ctx, &kind, &filter, i)
+	return kind, filter, err
 }
 
-func (w *loadWorld) request(ctx context.Context, kind *string, i int) error {
+// request makes the request; for the list it says which filter it asked for.
+func (w *loadWorld) request(ctx context.Context, kind *string, filter *int, i int) error {
 	tenant := "/t/" + benchSlug
 	reader := w.readers[i%len(w.readers)]
 	switch *kind {
 	case kindList:
 		k := w.intn(len(w.filters))
+		*filter = k
 		body, err := w.get(ctx, reader, w.filters[k], false, `data-testid="customer-results"`)
 		if err == nil {
 			w.remember(k, body)
@@ -381,6 +412,7 @@ func (w *loadWorld) request(ctx context.Context, kind *string, i int) error {
 		return err
 	case kindListNext:
 		k := w.intn(len(w.filters))
+		*filter = k
 		path, _ := w.next[k].Load().(string)
 		if path == "" {
 			path = w.filters[k]
@@ -460,6 +492,7 @@ func (w *loadWorld) request(ctx context.Context, kind *string, i int) error {
 
 type loadResult struct {
 	kind    string
+	filter  int           // the list's filter, or -1
 	latency time.Duration // from when the request was due
 	err     error
 }
@@ -494,10 +527,13 @@ func (w *loadWorld) run(ctx context.Context, proc *benchkit.Process, o loadOptio
 	// The schedule: a kind for each request, drawn from the mix.
 	total := o.rate * o.seconds
 	var wheel []string
-	for _, m := range loadMix {
+	for _, m := range o.mix {
 		for range m.weight {
 			wheel = append(wheel, m.kind)
 		}
+	}
+	if len(wheel) == 0 {
+		return errors.New("load: the mix has no weight")
 	}
 	pick := rand.New(rand.NewPCG(uint64(o.rate), uint64(o.seconds)))
 	kinds := make([]string, total)
@@ -508,6 +544,9 @@ func (w *loadWorld) run(ctx context.Context, proc *benchkit.Process, o loadOptio
 	w.serverLog.reset()
 	loadBefore := benchkit.LoadAvg()
 	cpuBefore, _ := proc.CPUSeconds()
+	mysqld := w.mysqldPID()
+	mysqlBefore, _ := benchkit.CPUSecondsOf(mysqld)
+	selfBefore, _ := benchkit.CPUSecondsOf(os.Getpid())
 	b := w.b
 	b.logf("load: %d requests at %d/s for %d s against %s (oneid pid %d), %d customers, %d marketers + 1 admin signed in, %d list filters; %d CPUs, load before: %s",
 		total, o.rate, o.seconds, w.base, proc.Cmd.Process.Pid, b.n, len(w.readers), len(w.filters), benchkit.CPUs(), loadBefore)
@@ -530,14 +569,16 @@ func (w *loadWorld) run(ctx context.Context, proc *benchkit.Process, o loadOptio
 			defer wg.Done()
 			rctx, cancel := context.WithDeadline(ctx, due.Add(loadTimeout))
 			defer cancel()
-			kind, err := w.do(rctx, kinds[i], i)
-			results[i] = loadResult{kind: kind, latency: time.Since(due), err: err}
+			kind, filter, err := w.do(rctx, kinds[i], i)
+			results[i] = loadResult{kind: kind, filter: filter, latency: time.Since(due), err: err}
 		}(i, due)
 	}
 	sent := time.Since(start)
 	wg.Wait()
 	took := time.Since(start)
 	cpuAfter, _ := proc.CPUSeconds()
+	mysqlAfter, _ := benchkit.CPUSecondsOf(mysqld)
+	selfAfter, _ := benchkit.CPUSecondsOf(os.Getpid())
 	loadAfter := benchkit.LoadAvg()
 
 	// Per kind, slowest first, then the whole.
@@ -569,6 +610,22 @@ func (w *loadWorld) run(ctx context.Context, proc *benchkit.Process, o loadOptio
 		d := byKind[k]
 		b.logf("  %-10s %6d requests  p50 %7.1f ms  p90 %7.1f ms  p99 %7.1f ms  max %7.1f ms  failed %d",
 			k, len(d), ms(pct(d, 50)), ms(pct(d, 90)), ms(pct(d, 99)), ms(pct(d, 100)), failed[k])
+	}
+	// The list's filters, slowest first (first and next pages together).
+	perFilter := make([][]time.Duration, len(w.filters))
+	for _, r := range results {
+		if r.filter >= 0 {
+			perFilter[r.filter] = append(perFilter[r.filter], r.latency)
+		}
+	}
+	order := make([]int, len(w.filters))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, c int) bool { return pct(perFilter[order[a]], 99) > pct(perFilter[order[c]], 99) })
+	for _, k := range order[:min(4, len(order))] {
+		d := perFilter[k]
+		b.logf("  slowest filters: %5d requests  p50 %7.1f ms  p99 %7.1f ms  %s", len(d), ms(pct(d, 50)), ms(pct(d, 99)), w.filters[k])
 	}
 	// Inside the server, as its request log has it.
 	w.serverLog.mu.Lock()
@@ -608,8 +665,9 @@ func (w *loadWorld) run(ctx context.Context, proc *benchkit.Process, o loadOptio
 		b.logf("  error ×%d: %s", count, msg)
 	}
 	rss, _ := proc.PeakRSS()
-	b.logf("sent in %.1f s (scheduler at most %.1f ms late), all answered after %.1f s; oneid used %.2f CPU-seconds a second, peak RSS %.0f MB; load after: %s",
-		sent.Seconds(), ms(maxLag), took.Seconds(), (cpuAfter-cpuBefore)/took.Seconds(), rss, loadAfter)
+	b.logf("sent in %.1f s (scheduler at most %.1f ms late), all answered after %.1f s; CPU-seconds a second: oneid %.2f, mysqld %.2f (shared with whatever else uses it), this driver %.2f (of %d); oneid peak RSS %.0f MB; load after: %s",
+		sent.Seconds(), ms(maxLag), took.Seconds(), (cpuAfter-cpuBefore)/took.Seconds(), (mysqlAfter-mysqlBefore)/took.Seconds(),
+		(selfAfter-selfBefore)/took.Seconds(), benchkit.CPUs(), rss, loadAfter)
 	success := float64(ok) / float64(total)
 	fmt.Fprintf(b.out, "load rate=%d seconds=%d p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f success=%.4f\n",
 		o.rate, o.seconds, ms(pct(all, 50)), ms(pct(all, 90)), ms(pct(all, 99)), success)
@@ -659,4 +717,19 @@ func (l *serverLog) Write(p []byte) (int, error) {
 		}
 		l.buf = l.buf[nl+1:]
 	}
+}
+
+// mysqldPID is the database server's process id when it runs on this machine
+// (its pid file readable), or 0.
+func (w *loadWorld) mysqldPID() int {
+	var file string
+	if err := w.b.db.Raw("SELECT @@pid_file").Scan(&file).Error; err != nil || file == "" {
+		return 0
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
+	return pid
 }

@@ -133,8 +133,14 @@ func (p *Process) PeakRSS() (float64, error) {
 }
 
 // CPUSeconds is the user+system CPU time the process has used so far.
-func (p *Process) CPUSeconds() (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Cmd.Process.Pid))
+func (p *Process) CPUSeconds() (float64, error) { return CPUSecondsOf(p.Cmd.Process.Pid) }
+
+// CPUSecondsOf is the user+system CPU time process pid has used so far.
+func CPUSecondsOf(pid int) (float64, error) {
+	if pid <= 0 {
+		return 0, errors.New("no process")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
