@@ -11,21 +11,17 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"html"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -35,6 +31,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"oneid/app/bench/benchkit"
 	"oneid/migrations"
 	"oneid/models"
 )
@@ -183,98 +180,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		return nil
 	}
 	if *binary == "" {
-		dir, err := os.MkdirTemp("", "bench-export")
+		path, cleanup, err := benchkit.BuildOneID(ctx, out)
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
-		*binary = filepath.Join(dir, "oneid")
-		build := exec.CommandContext(ctx, "go", "build", "-o", *binary, "./app")
-		build.Stdout, build.Stderr = out, out
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build oneid: %w", err)
-		}
+		defer cleanup()
+		*binary = path
 	}
-	srv, err := b.startServer(ctx, *binary)
+	// The streaming limit above the tenant's size, so the whole export goes
+	// straight to the client, as a small one would.
+	srv, err := benchkit.StartOneID(ctx, *binary, b.server+b.dbName, "ONEID_EXPORT_STREAM_MAX="+strconv.Itoa(b.n*4))
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	return b.measure(ctx, srv, *shape)
-}
-
-// server is the oneid process under measurement.
-type server struct {
-	cmd  *exec.Cmd
-	base string
-}
-
-func (s *server) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-	}
-}
-
-// peakRSS is the process's high-water mark of resident memory, in MB.
-func (s *server) peakRSS() (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, errors.New("no VmHWM in /proc status")
-}
-
-// startServer runs `oneid serve` on a free loopback port against the
-// benchmark's database, with the streaming limit above the tenant's size so
-// the whole export goes straight to the client, as a small one would.
-func (b *bench) startServer(ctx context.Context, binary string) (*server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	cmd := exec.CommandContext(ctx, binary, "serve")
-	cmd.Env = append(os.Environ(),
-		"ONEID_DATABASE_URL="+b.server+b.dbName,
-		"ONEID_SECRET_KEY="+base64.StdEncoding.EncodeToString(key),
-		"ONEID_ADDR="+addr,
-		"ONEID_LOG_LEVEL=warn",
-		"ONEID_EXPORT_STREAM_MAX="+strconv.Itoa(b.n*4),
-	)
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &server{cmd: cmd, base: "http://" + addr}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("oneid did not become ready on %s: %v", addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]*)"`)
@@ -349,15 +269,15 @@ func (r *recordCounter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *bench) measure(ctx context.Context, srv *server, shape string) error {
-	client, csrf, err := b.signIn(srv.base)
+func (b *bench) measure(ctx context.Context, srv *benchkit.Process, shape string) error {
+	client, csrf, err := b.signIn(srv.Base)
 	if err != nil {
 		return err
 	}
 	form := url.Values{"shape": {shape}, "bom": {"1"}, "headers": {"labels"}, "_csrf": {csrf}}
-	b.logf("exporting %s of %d customers over %s; load before: %s, %d CPUs", shape, b.n, srv.base, loadAvg(), runtime.NumCPU())
+	b.logf("exporting %s of %d customers over %s; load before: %s, %d CPUs", shape, b.n, srv.Base, benchkit.LoadAvg(), runtime.NumCPU())
 	start := time.Now()
-	res, err := client.PostForm(srv.base+"/t/"+benchSlug+"/customers/export", form)
+	res, err := client.PostForm(srv.Base+"/t/"+benchSlug+"/customers/export", form)
 	if err != nil {
 		return err
 	}
@@ -388,11 +308,11 @@ func (b *bench) measure(ctx context.Context, srv *server, shape string) error {
 	}
 	took := time.Since(start)
 	rows := counter.n - 1 // the header
-	rss, err := srv.peakRSS()
+	rss, err := srv.PeakRSS()
 	if err != nil {
 		return err
 	}
-	loadAfter := loadAvg()
+	loadAfter := benchkit.LoadAvg()
 	quick, err := b.mysqlQuick(ctx, shape)
 	if err != nil {
 		return err
@@ -452,15 +372,3 @@ func (b *bench) mysqlQuick(ctx context.Context, shape string) (float64, error) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
