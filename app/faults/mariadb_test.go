@@ -145,8 +145,41 @@ func (m *mariaDB) stop(sig syscall.Signal) {
 	}
 }
 
-// pause freezes the server (SIGSTOP): connections stay open, nothing answers.
-func (m *mariaDB) pause()  { _ = m.cmd.Process.Signal(syscall.SIGSTOP) }
+// pause freezes the server (SIGSTOP): connections stay open, nothing
+// answers. It returns once every thread of the server is stopped.
+func (m *mariaDB) pause() {
+	m.t.Helper()
+	_ = m.cmd.Process.Signal(syscall.SIGSTOP)
+	deadline := time.Now().Add(5 * time.Second)
+	for !m.stopped() {
+		if time.Now().After(deadline) {
+			m.t.Fatal("mariadbd did not stop on SIGSTOP")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stopped reports whether every thread of the server is in the stopped state.
+func (m *mariaDB) stopped() bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", m.cmd.Process.Pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return false
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+		if f := strings.Fields(rest); len(f) == 0 || (f[0] != "T" && f[0] != "t") {
+			return false
+		}
+	}
+	return true
+}
+
+
 func (m *mariaDB) resume() { _ = m.cmd.Process.Signal(syscall.SIGCONT) }
 
 // createDatabase makes a database on the server and returns its URL.
