@@ -179,7 +179,6 @@ func (m *mariaDB) stopped() bool {
 	return true
 }
 
-
 func (m *mariaDB) resume() { _ = m.cmd.Process.Signal(syscall.SIGCONT) }
 
 // createDatabase makes a database on the server and returns its URL.
