@@ -460,7 +460,7 @@ func (q *listQuery) count() (Total, error) {
 	}
 	where, args := q.where(true, nil, nil)
 	var n int64
-	err := q.db.Raw("SELECT COUNT(*) FROM (SELECT id FROM customers"+q.hint(q.index)+" WHERE "+where+" LIMIT ?) t",
+	err := q.db.Raw("SELECT COUNT(*) FROM (SELECT id FROM customers"+q.hint(q.countIndex())+" WHERE "+where+" LIMIT ?) t",
 		append(args, q.countCap+1)...).Scan(&n).Error
 	if err != nil {
 		return Total{}, fmt.Errorf("models: count customers: %w", err)
@@ -472,6 +472,17 @@ func (q *listQuery) count() (Total, error) {
 		return estimated(n), nil
 	}
 	return Total{N: int64(q.countCap), AtLeast: true}, nil
+}
+
+// countIndex is the index a capped count walks. Counting needs no order, so
+// when the sort's index would have to fetch rows to test the filters (the
+// first-seen one covers none of them, migration 0063), the count walks the
+// last-seen index, which covers them all and the first-seen bounds too.
+func (q *listQuery) countIndex() string {
+	if q.index == "ix_customers_browse_first_seen" && len(q.testSQL) > 0 {
+		return "ix_customers_browse_last_seen"
+	}
+	return q.index
 }
 
 // prefixShare is the share of the tenant's customers whose nickname starts
