@@ -187,8 +187,15 @@ func CustomerTimeline(db *gorm.DB, tenantID, customerID int64, limit int) ([]Cus
 	if err != nil {
 		return nil, fmt.Errorf("models: timeline of customer %d: %w", customerID, err)
 	}
+	return withSyncedFollows(events, synced, tenantID, customerID, limit), nil
+}
+
+// withSyncedFollows adds to a customer's stored events (newest first) the
+// "followed" lines drawn from the identities a follower sync found (source
+// sync, with a follow time: the caller picks them), and keeps the newest limit.
+func withSyncedFollows(events []CustomerEvent, synced []Identity, tenantID, customerID int64, limit int) []CustomerEvent {
 	if len(synced) == 0 {
-		return events, nil
+		return events
 	}
 	for _, i := range synced {
 		app := i.AppID
@@ -204,7 +211,7 @@ func CustomerTimeline(db *gorm.DB, tenantID, customerID int64, limit int) ([]Cus
 	if len(events) > limit {
 		events = events[:limit]
 	}
-	return events, nil
+	return events
 }
 
 // DeleteCustomer erases a customer with its identities and timeline, in one
