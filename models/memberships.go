@@ -1,6 +1,7 @@
 package models
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -85,6 +86,35 @@ func MemberRole(db *gorm.DB, tenantID, userID int64) (string, error) {
 		return "", ErrNotFound
 	}
 	return roles[0], nil
+}
+
+// FindTenantAndRole loads a tenant by the slug in its URLs together with the
+// role the person holds there, read from the database in the same query (""
+// when they are not a member): what every tenant page asks first, in one
+// round trip instead of two.
+func FindTenantAndRole(db *gorm.DB, slug string, userID int64) (*Tenant, string, error) {
+	if slug == "" {
+		return nil, "", ErrNotFound
+	}
+	rows, err := db.Raw(`SELECT t.id, t.slug, t.name, t.principal_name, t.status, t.created_at, t.updated_at, m.role
+FROM tenants t LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = ?
+WHERE t.slug = ? LIMIT 1`, userID, slug).Rows()
+	if err != nil {
+		return nil, "", fmt.Errorf("models: tenant and role: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, "", fmt.Errorf("models: tenant and role: %w", err)
+		}
+		return nil, "", ErrNotFound
+	}
+	var t Tenant
+	var role sql.NullString
+	if err := rows.Scan(&t.ID, &t.Slug, &t.Name, &t.PrincipalName, &t.Status, &t.CreatedAt, &t.UpdatedAt, &role); err != nil {
+		return nil, "", fmt.Errorf("models: tenant and role: %w", err)
+	}
+	return &t, role.String, rows.Err()
 }
 
 // AddMember makes a person a member of a tenant; a person already there keeps

@@ -75,6 +75,37 @@ func TestMemberships(t *testing.T) {
 				t.Fatalf("%d admins left (errors %v), want 1", admins, errs)
 			}
 		})
+		t.Run("FindsTheTenantWithTheRoleOfEachPerson", func(t *testing.T) {
+			// (The subtests before changed roles: compare with MemberRole.)
+			for _, user := range []int64{owner.ID, mk.UserID} {
+				want, err := models.MemberRole(db, tenant.ID, user)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, role, err := models.FindTenantAndRole(db, tenant.Slug, user)
+				if err != nil || got.ID != tenant.ID || got.Name != "Members Co" || got.Status != tenant.Status || role != want {
+					t.Fatalf("user %d: tenant %+v role %q, %v; want role %q", user, got, role, err, want)
+				}
+			}
+			if _, err := models.ChangeRole(db, tenant.ID, ownerMembership, models.RoleAdmin); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := models.ChangeRole(db, tenant.ID, mk.ID, models.RoleMarketer); err != nil {
+				t.Fatal(err)
+			}
+			if _, role, err := models.FindTenantAndRole(db, tenant.Slug, mk.UserID); err != nil || role != models.RoleMarketer {
+				t.Fatalf("after a role change: role %q, %v", role, err)
+			}
+			// A member of another tenant is no member here.
+			if got, role, err := models.FindTenantAndRole(db, other.Slug, mk.UserID); err != nil || got.ID != other.ID || role != "" {
+				t.Fatalf("other tenant: %+v role %q, %v", got, role, err)
+			}
+			for _, slug := range []string{"", "no-such-tenant"} {
+				if _, _, err := models.FindTenantAndRole(db, slug, owner.ID); !errors.Is(err, models.ErrNotFound) {
+					t.Fatalf("slug %q: %v, want ErrNotFound", slug, err)
+				}
+			}
+		})
 		t.Run("RemovesAMember", func(t *testing.T) {
 			_, v := mustMember(t, db, tenant.ID, "leaving@example.com", models.RoleViewer)
 			if _, err := models.RemoveMember(db, tenant.ID, v.ID); err != nil {

@@ -112,6 +112,22 @@ func (a *Authorizer) Check(ctx context.Context, userID, tenantID int64, perm Per
 	return Role(role), ok, nil
 }
 
+// Decide is Check for a role the caller has just read from the database
+// (models.FindTenantAndRole, "" for a non-member, who gets ErrNotMember).
+func (a *Authorizer) Decide(role string, tenantID int64, perm Permission) (Role, bool, error) {
+	if role == "" {
+		return "", false, ErrNotMember
+	}
+	if !perm.InTenant() {
+		return Role(role), true, nil
+	}
+	ok, err := a.decide(Role(role), tenantID, perm)
+	if err != nil {
+		return "", false, fmt.Errorf("tenants: enforce %s: %w", perm, err)
+	}
+	return Role(role), ok, nil
+}
+
 // Grants reports whether a role may use perm in a tenant. The navigation uses
 // it to hide what the role cannot open, with the role Check returned.
 func (a *Authorizer) Grants(role Role, tenantID int64, perm Permission) bool {

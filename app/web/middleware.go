@@ -179,11 +179,13 @@ func (s *Server) guard(perm tenants.Permission) fiber.Handler {
 func (s *Server) enterTenant(c *fiber.Ctx, perm tenants.Permission) error {
 	st := state(c)
 	db := s.dbFor(c)
-	tenant, err := models.FindTenantBySlug(db, c.Params("tenant"))
+	// The tenant and the person's role in it, read in one query at every
+	// request: a role change holds on the very next one.
+	tenant, memberRole, err := models.FindTenantAndRole(db, c.Params("tenant"), st.user.ID)
 	if err != nil {
 		return err
 	}
-	role, allowed, err := s.authz.Check(c.UserContext(), st.user.ID, tenant.ID, perm)
+	role, allowed, err := s.authz.Decide(memberRole, tenant.ID, perm)
 	if errors.Is(err, tenants.ErrNotMember) {
 		return models.ErrNotFound
 	}
