@@ -31,6 +31,38 @@ func TestSessions(t *testing.T) {
 				t.Fatalf("found %+v, %v", got, err)
 			}
 		})
+		t.Run("FindsTheSessionWithItsPerson", func(t *testing.T) {
+			want, err := models.FindSession(db, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantUser, err := models.FindUser(db, user.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, u, err := models.FindSessionAndUser(db, id)
+			if err != nil || u == nil {
+				t.Fatalf("found %+v %+v, %v", got, u, err)
+			}
+			if *got != *want || u.ID != wantUser.ID || u.Email != wantUser.Email || u.Name != wantUser.Name ||
+				u.PasswordHash != wantUser.PasswordHash || u.Locale != wantUser.Locale ||
+				!u.CreatedAt.Equal(wantUser.CreatedAt) || !u.UpdatedAt.Equal(wantUser.UpdatedAt) {
+				t.Fatalf("found %+v %+v, want %+v %+v", got, u, want, wantUser)
+			}
+			for _, missing := range []string{"", "no-such-session"} {
+				if _, _, err := models.FindSessionAndUser(db, missing); !errors.Is(err, models.ErrNotFound) {
+					t.Fatalf("session %q: %v, want ErrNotFound", missing, err)
+				}
+			}
+			// A session whose person is gone comes without one.
+			orphanID, _, err := models.CreateSession(db, 987654321, tenant.ID, "127.0.0.1", "test", t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, u, err := models.FindSessionAndUser(db, orphanID); err != nil || got == nil || u != nil {
+				t.Fatalf("orphan session: %+v %+v, %v", got, u, err)
+			}
+		})
 		t.Run("ExpiresWhenIdle", func(t *testing.T) {
 			if s.Expired(t0.Add(29 * time.Minute)) {
 				t.Fatal("expired after 29 idle minutes")

@@ -33,7 +33,7 @@ func (s *Server) resumeSession(c *fiber.Ctx, id string) error {
 	st := state(c)
 	db := s.dbFor(c)
 	now := s.now()
-	sess, err := models.FindSession(db, id)
+	sess, user, err := models.FindSessionAndUser(db, id)
 	if errors.Is(err, models.ErrNotFound) {
 		s.clearCookie(c, sessionCookie)
 		st.expired = true
@@ -47,13 +47,9 @@ func (s *Server) resumeSession(c *fiber.Ctx, id string) error {
 		st.expired = true
 		return models.DeleteSession(db, sess)
 	}
-	user, err := models.FindUser(db, sess.UserID)
-	if errors.Is(err, models.ErrNotFound) {
+	if user == nil { // the person is gone
 		s.clearCookie(c, sessionCookie)
 		return models.DeleteSession(db, sess)
-	}
-	if err != nil {
-		return err
 	}
 	if err := models.TouchSession(db, sess, now); err != nil {
 		return err
