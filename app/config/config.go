@@ -32,6 +32,12 @@ type Config struct {
 	SecretKeyGenerated bool
 	PublicURL          string
 	LogLevel           slog.Level
+	// RequestTimeout bounds what one browser or API request may spend,
+	// database included (ONEID_REQUEST_TIMEOUT, default 10s): a database that
+	// stops answering without closing its connections gives an error page
+	// then, not a hang. Form posts get three times as long; downloads that
+	// stream after the handler are not bound by it.
+	RequestTimeout time.Duration
 
 	WeChat WeChat
 	Export Export
@@ -50,6 +56,9 @@ type Export struct {
 	// (ONEID_EXPORT_JOBS, default 2).
 	Jobs int
 }
+
+// DefaultRequestTimeout is RequestTimeout when ONEID_REQUEST_TIMEOUT is unset.
+const DefaultRequestTimeout = 10 * time.Second
 
 // Export defaults.
 const (
@@ -151,6 +160,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.WeChat.MPBase == "" {
 		c.WeChat.MPBase = "https://mp.weixin.qq.com"
+	}
+	c.RequestTimeout = DefaultRequestTimeout
+	if v := strings.TrimSpace(getenv("ONEID_REQUEST_TIMEOUT")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 10*time.Minute {
+			problems = append(problems, "ONEID_REQUEST_TIMEOUT must be a duration from 1s to 10m, e.g. 10s")
+		}
+		c.RequestTimeout = d
 	}
 	if v := strings.TrimSpace(getenv("ONEID_EXPORT_STREAM_MAX")); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)

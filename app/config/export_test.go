@@ -26,3 +26,19 @@ func TestExportSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestRequestTimeout(t *testing.T) {
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	c, err := Load(env(map[string]string{}))
+	if err != nil || c.RequestTimeout != DefaultRequestTimeout {
+		t.Fatalf("default %v %v", c.RequestTimeout, err)
+	}
+	if c, err = Load(env(map[string]string{"ONEID_REQUEST_TIMEOUT": "3s"})); err != nil || c.RequestTimeout != 3*time.Second {
+		t.Fatalf("3s: %v %v", c.RequestTimeout, err)
+	}
+	for _, bad := range []string{"soon", "10ms", "1h"} {
+		if _, err := Load(env(map[string]string{"ONEID_REQUEST_TIMEOUT": bad})); err == nil || !strings.Contains(err.Error(), "ONEID_REQUEST_TIMEOUT") {
+			t.Errorf("%q not refused: %v", bad, err)
+		}
+	}
+}

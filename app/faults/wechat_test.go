@@ -180,7 +180,7 @@ func TestCallbackAnsweredInTimeWhileTheDatabaseIsFrozen(t *testing.T) {
 	my := startMariaDB(t)
 	w := newWorld(t)
 	w.url = my.createDatabase("oneid_frozen")
-	p := startOneID(t, "oneid", w.env())
+	p := startOneID(t, "oneid", w.env("ONEID_REQUEST_TIMEOUT=2s"))
 	db, err := models.Open(w.url)
 	if err != nil {
 		t.Fatal(err)
@@ -200,6 +200,14 @@ func TestCallbackAnsweredInTimeWhileTheDatabaseIsFrozen(t *testing.T) {
 	frozen := pick(6*time.Second, 9*time.Second)
 	my.pause()
 	go func() { time.Sleep(frozen); my.resume() }()
+	// A page waits for the frozen database no longer than its budget
+	// (ONEID_REQUEST_TIMEOUT), then says the database is unavailable.
+	pageStart := time.Now()
+	pg := br.get(ws.path("dashboard"))
+	if took := time.Since(pageStart); pg.status != http.StatusServiceUnavailable || took > 4*time.Second ||
+		!strings.Contains(pg.body, `data-status="503"`) || pg.header.Get("Retry-After") == "" {
+		t.Fatalf("a page while the database is frozen: %d after %v\n%s", pg.status, took, tail(pg.body, 600))
+	}
 	start := time.Now()
 	attempts := pushTimed(t, target, "faulttoken", info.AppID, info.UserName, followEvent(w, info, person))
 	for i, a := range attempts {

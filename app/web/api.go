@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -110,7 +111,7 @@ func (s *Server) apiFailure(c *fiber.Ctx, err error) error {
 	case errors.Is(err, ingest.ErrWeChatUnreachable), errors.Is(err, ingest.ErrNoWeChat):
 		s.log.Warn("api: wechat unreachable", "request_id", requestID(c), "err", err)
 		return apiFail(c, fiber.StatusBadGateway, "wechat_unavailable", "WeChat could not be reached; retry later", 0)
-	case models.IsUnavailable(err):
+	case models.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
 		s.log.Warn("api: database unavailable", "request_id", requestID(c), "err", err)
 		c.Set(fiber.HeaderRetryAfter, "5")
 		return apiFail(c, fiber.StatusServiceUnavailable, "unavailable", "OneID cannot reach its database just now; retry in a few seconds", 0)

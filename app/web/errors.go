@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"strings"
 
@@ -57,6 +58,9 @@ var (
 // the request id.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	c.Response().ResetBody()
+	// The request's budget may be what ran out; the answer is still written
+	// (templ stops rendering under a cancelled context).
+	c.SetUserContext(context.WithoutCancel(c.UserContext()))
 	if strings.HasPrefix(c.Path(), apiPrefix) {
 		return s.apiFailure(c, err)
 	}
@@ -85,7 +89,8 @@ func (s *Server) pageFor(err error) *pageError {
 		return pe
 	case errors.Is(err, models.ErrNotFound):
 		return errNotFound
-	case models.IsUnavailable(err):
+	case models.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
+		// Past the request's budget the database is, in practice, unavailable.
 		return errUnavailable
 	case errors.As(err, &fe) && fe.Code == fiber.StatusNotFound:
 		return errNotFound

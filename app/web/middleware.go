@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"oneid/app/config"
 	"oneid/models"
 	"oneid/tenants"
 	"oneid/views"
@@ -62,7 +64,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	c.Set("X-Content-Type-Options", "nosniff")
 	c.Set("Referrer-Policy", "same-origin")
 	c.Set("Cache-Control", "no-store")
-	c.SetUserContext(views.WithAssets(c.UserContext(), s.assets))
+	ctx, cancel := context.WithTimeout(views.WithAssets(c.UserContext(), s.assets), s.requestBudget(c))
+	defer cancel()
+	c.SetUserContext(ctx)
 
 	if err := runRecovering(c); err != nil {
 		if err := s.handleError(c, err); err != nil {
@@ -71,6 +75,20 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	}
 	s.logRequest(c, st, time.Since(start))
 	return nil
+}
+
+// requestBudget is how long a request may take: RequestTimeout for reads,
+// three times that for writes (an import's upload, an erasure). Streams
+// written after the handler returns take context.WithoutCancel.
+func (s *Server) requestBudget(c *fiber.Ctx) time.Duration {
+	d := s.cfg.RequestTimeout
+	if d <= 0 {
+		d = config.DefaultRequestTimeout
+	}
+	if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
+		d *= 3
+	}
+	return d
 }
 
 // contentSecurityPolicy allows forms to go to this site only, and to WeChat's
