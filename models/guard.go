@@ -131,16 +131,19 @@ func guardCreate(db *gorm.DB) {
 }
 
 // rawVerdicts remembers rawUnscopedTable's answer per SQL text (values are
-// bound separately, so an application has a few hundred texts): the regular
-// expressions cost a tenth of a customer list page's CPU. Bounded, in case
-// something builds texts without end; past the bound the texts are checked
-// every time.
+// mostly bound separately, so an application has a few hundred texts): the
+// regular expressions cost a tenth of a customer list page's CPU. Only short
+// texts are kept (the exports write their id lists into the text), and at
+// most rawVerdictsMax of them; the others are checked every time.
 var (
 	rawVerdicts    sync.Map // SQL text → table name ("" when scoped)
 	rawVerdictsLen atomic.Int64
 )
 
-const rawVerdictsMax = 20000
+const (
+	rawVerdictsMax   = 10000
+	rawVerdictMaxLen = 2048
+)
 
 // rawUnscopedTable names a tenant-owned table that raw SQL reads or writes
 // without a tenant_id test, "" when there is none.
@@ -149,7 +152,7 @@ func rawUnscopedTable(raw string) string {
 		return v.(string)
 	}
 	table := checkRaw(raw)
-	if rawVerdictsLen.Load() < rawVerdictsMax {
+	if len(raw) <= rawVerdictMaxLen && rawVerdictsLen.Load() < rawVerdictsMax {
 		if _, had := rawVerdicts.LoadOrStore(raw, table); !had {
 			rawVerdictsLen.Add(1)
 		}
