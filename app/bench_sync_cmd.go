@@ -22,6 +22,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"oneid/app/bench/benchkit"
 	"oneid/app/ingest"
 	"oneid/app/jobs"
 	"oneid/app/wechat"
@@ -54,7 +55,7 @@ func runBenchSync(ctx context.Context, args []string, env *environment) error {
 		return errors.New("bench-sync: --followers must be positive")
 	}
 	out := env.stdout
-	fmt.Fprintf(out, "load average at start: %s\n", loadAverage())
+	fmt.Fprintf(out, "load average at start: %s\n", benchkit.LoadAvg())
 
 	sim, err := startSimProcess(ctx, *n, env)
 	if err != nil {
@@ -169,7 +170,7 @@ func runBenchSync(ctx context.Context, args []string, env *environment) error {
 	}
 	res2 := ingest.ParseSyncResult(j2.Result)
 	fmt.Fprintf(out, "re-sync: %d listed, %d marked unsubscribed in %s\n", res2.Listed, res2.Unsubscribed, second.Round(time.Millisecond))
-	fmt.Fprintf(out, "load average at end: %s\n", loadAverage())
+	fmt.Fprintf(out, "load average at end: %s\n", benchkit.LoadAvg())
 	fmt.Fprintf(out, "bench-sync followers=%d seconds=%.1f rows_per_s=%.0f resync_seconds=%.1f peak_rss_mb=%.0f\n",
 		*n, first.Seconds(), float64(*n)/first.Seconds(), second.Seconds(), peakRSSMB())
 	return nil
@@ -333,18 +334,6 @@ func peakRSSMB() float64 {
 		return -1
 	}
 	return float64(ru.Maxrss) / 1024
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // selfCPU is this process's user and system CPU time in seconds.

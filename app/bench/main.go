@@ -36,6 +36,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"oneid/app/bench/benchkit"
 	"oneid/app/config"
 	"oneid/app/web"
 	"oneid/migrations"
@@ -379,7 +380,7 @@ func (b *bench) measure(ctx context.Context, clients int, duration time.Duration
 	if err != nil {
 		return err
 	}
-	b.logf("%d list views (%d filters with pages), %d browsers, load before: %s", len(paths), len(paths)/4, clients, loadAvg())
+	b.logf("%d list views (%d filters with pages), %d browsers, load before: %s", len(paths), len(paths)/4, clients, benchkit.LoadAvg())
 
 	// Warm up: every list view once, the dashboard once.
 	for _, p := range paths {
@@ -410,7 +411,7 @@ func (b *bench) measure(ctx context.Context, clients int, duration time.Duration
 		b.logf("  slowest views: p50 %.1f ms  %s", ms(pct(perView[k], 50)), paths[k])
 	}
 	b.logf("list: %d requests in %s, %.0f/s, p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; load: %s",
-		len(list), duration, float64(len(list))/duration.Seconds(), ms(pct(list, 50)), ms(pct(list, 90)), ms(pct(list, 99)), ms(pct(list, 100)), loadAvg())
+		len(list), duration, float64(len(list))/duration.Seconds(), ms(pct(list, 50)), ms(pct(list, 90)), ms(pct(list, 99)), ms(pct(list, 100)), benchkit.LoadAvg())
 
 	// Profiles: customers picked at random over the id range.
 	base := "/t/" + benchSlug + "/customers/"
@@ -435,7 +436,7 @@ func (b *bench) measure(ctx context.Context, clients int, duration time.Duration
 		return err
 	}
 	b.logf("profile: %d requests, p50 %.1f ms, p99 %.1f ms, max %.1f ms; load: %s",
-		len(prof), ms(pct(prof, 50)), ms(pct(prof, 99)), ms(pct(prof, 100)), loadAvg())
+		len(prof), ms(pct(prof, 50)), ms(pct(prof, 99)), ms(pct(prof, 100)), benchkit.LoadAvg())
 
 	// The dashboard, one browser, warm.
 	dash := "/t/" + benchSlug + "/dashboard"
@@ -459,7 +460,7 @@ func (b *bench) measure(ctx context.Context, clients int, duration time.Duration
 
 	var identities int64
 	b.db.Raw("SELECT COUNT(*) FROM identities WHERE app_id IN (SELECT id FROM apps WHERE tenant_id = ?)", b.tenant.ID).Scan(&identities)
-	b.logf("tenant: %d customers, %d identities; machine: %d CPUs, load after: %s", b.n, identities, numCPU(), loadAvg())
+	b.logf("tenant: %d customers, %d identities; machine: %d CPUs, load after: %s", b.n, identities, benchkit.CPUs(), benchkit.LoadAvg())
 	fmt.Fprintf(b.out, "bench-browse customers=%d list_p50_ms=%.1f list_p99_ms=%.1f profile_p99_ms=%.1f dashboard_ms=%.1f\n",
 		b.n, ms(pct(list, 50)), ms(pct(list, 99)), ms(pct(prof, 99)), ms(pct(dts, 50)))
 	return nil
@@ -534,23 +535,3 @@ func pct(ds []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func numCPU() int {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return 0
-	}
-	return strings.Count(string(b), "processor\t:")
-}
