@@ -165,7 +165,7 @@ func CreateOpenAccount(db *gorm.DB, tenantID int64, o *OpenAccount) error {
 	o.CreatedAt, o.UpdatedAt = now, now
 	o.PrincipalName = clipString(strings.TrimSpace(o.PrincipalName), 200)
 	if err := db.Create(o).Error; err != nil {
-		if isDuplicateEntry(err) {
+		if isDuplicateKey(err) {
 			return ErrOpenAccountHeldElsewhere
 		}
 		return fmt.Errorf("models: create open-platform account: %w", err)
@@ -243,7 +243,7 @@ func BindApp(db *gorm.DB, tenantID int64, a *App) error {
 }
 
 func bindError(err error) error {
-	if isDuplicateEntry(err) && strings.Contains(err.Error(), "bound_appid") {
+	if isDuplicateKey(err) && strings.Contains(err.Error(), "bound_appid") {
 		return ErrAppHeldElsewhere
 	}
 	return fmt.Errorf("models: bind app: %w", err)
@@ -434,7 +434,7 @@ func NoteWechatError(db *gorm.DB, appID string, code int, now time.Time) error {
 		return nil
 	}
 	err := db.Create(&wechatAPIErrorRow{AppID: appID, Code: code, RecentCount: 1, WindowStart: now, LastAt: now}).Error
-	if err != nil && isDuplicateEntry(err) {
+	if err != nil && isDuplicateKey(err) {
 		return NoteWechatError(db, appID, code, now) // another instance created it first
 	}
 	if err != nil {

@@ -1,7 +1,6 @@
 package models
 
 import (
-	"database/sql"
 	"fmt"
 	"math"
 	"sort"
@@ -403,28 +402,15 @@ func (q *listQuery) page(limit int) ([]CustomerRow, error) {
 	rows := make([]CustomerRow, 0, limit+1)
 	for res.Next() {
 		var r CustomerRow
-		var union, reason sqlNullString
-		if err := res.Scan(&r.ID, &union, &reason, &r.Nickname, &r.FirstSeenAt, &r.LastSeenAt, &r.AppMask, &r.SubMask); err != nil {
+		if err := res.Scan(&r.ID, &r.UnionID, &r.UnlinkedReason, &r.Nickname, &r.FirstSeenAt, &r.LastSeenAt, &r.AppMask, &r.SubMask); err != nil {
 			return nil, fmt.Errorf("models: list customers: %w", err)
 		}
-		r.UnionID, r.UnlinkedReason = union.ptr(), reason.ptr()
 		rows = append(rows, r)
 	}
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("models: list customers: %w", err)
 	}
 	return rows, nil
-}
-
-// sqlNullString scans a nullable string column into a *string.
-type sqlNullString struct{ sql.NullString }
-
-func (n sqlNullString) ptr() *string {
-	if !n.Valid {
-		return nil
-	}
-	s := n.String
-	return &s
 }
 
 // count says how many customers match. When the stats expect clearly more

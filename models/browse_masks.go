@@ -2,12 +2,10 @@ package models
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
-	"github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -243,7 +241,7 @@ func assignAppBits(tx *gorm.DB, tenantID int64, bits map[int64]int) error {
 		res := tx.Model(&App{}).Scopes(ForTenant(tenantID)).Where("id = ? AND mask_bit IS NULL", r.ID).
 			UpdateColumn("mask_bit", next)
 		if res.Error != nil {
-			if isUniqueViolation(res.Error) {
+			if isDuplicateKey(res.Error) {
 				return fmt.Errorf("%w: app bit %d taken meanwhile", ErrTxConflict, next)
 			}
 			return fmt.Errorf("models: assign app bit: %w", res.Error)
@@ -371,18 +369,4 @@ func uniqueSorted(ids []int64) []int64 {
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a] < out[b] })
 	return out
-}
-
-// isUniqueViolation reports a unique-key violation: MySQL 1062, SQLite
-// SQLITE_CONSTRAINT_UNIQUE (2067) or _PRIMARYKEY (1555).
-func isUniqueViolation(err error) bool {
-	var me *mysql.MySQLError
-	if errors.As(err, &me) {
-		return me.Number == 1062
-	}
-	var coded interface{ Code() int }
-	if errors.As(err, &coded) {
-		return coded.Code() == 2067 || coded.Code() == 1555
-	}
-	return false
 }

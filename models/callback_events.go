@@ -224,17 +224,24 @@ func ReleaseCallbackEvents(db *gorm.DB, tenantID int64, ids []int64, cause error
 // PurgeCallbackEvents deletes up to limit settled events received before
 // before (their retries are long over) and returns how many went.
 func PurgeCallbackEvents(db *gorm.DB, before time.Time, limit int) (int64, error) {
+	return purgeOldest(db, &CallbackEvent{}, "the callback worker purges every tenant's settled inbox rows",
+		"received_at", limit, "received_at < ? AND state <> ?", dbTime(before), CallbackPending)
+}
+
+// purgeOldest deletes up to limit rows of model, every tenant's, that match
+// where, oldest (by the order column) first, and returns how many went.
+func purgeOldest(db *gorm.DB, model any, reason, order string, limit int, where string, args ...any) (int64, error) {
 	var ids []int64
-	q := CrossTenant(db, "the callback worker purges every tenant's settled inbox rows")
-	err := q.Model(&CallbackEvent{}).Where("received_at < ? AND state <> ?", dbTime(before), CallbackPending).
-		Order("received_at").Limit(limit).Pluck("id", &ids).Error
-	if err != nil || len(ids) == 0 {
-		return 0, err
+	err := CrossTenant(db, reason).Model(model).Where(where, args...).Order(order).Limit(limit).Pluck("id", &ids).Error
+	if err != nil {
+		return 0, fmt.Errorf("models: purge: %w", err)
 	}
-	res := CrossTenant(db, "the callback worker purges every tenant's settled inbox rows").
-		Where("id IN ?", ids).Delete(&CallbackEvent{})
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	res := CrossTenant(db, reason).Where("id IN ?", ids).Delete(model)
 	if res.Error != nil {
-		return 0, fmt.Errorf("models: purge callback events: %w", res.Error)
+		return 0, fmt.Errorf("models: purge: %w", res.Error)
 	}
 	return res.RowsAffected, nil
 }

@@ -360,7 +360,7 @@ func ClaimDashboardRefresh(db *gorm.DB, tenantID int64, now time.Time, lease tim
 	until := now.Add(lease)
 	row := dashboardSnapshot{TenantID: tenantID, ComputedAt: now, RefreshingUntil: &until, CreatedAt: now, UpdatedAt: now}
 	err := db.Create(&row).Error
-	if isUniqueViolation(err) {
+	if isDuplicateKey(err) {
 		return false, nil // there is a row, and someone holds it
 	}
 	if err != nil {

@@ -139,7 +139,7 @@ func EnqueueJob(db *gorm.DB, tenantID int64, nj NewJob, now time.Time) (*Job, er
 	if err == nil {
 		return j, nil
 	}
-	if !isDuplicateKey(err) && !isDuplicateEntry(err) {
+	if !isDuplicateKey(err) {
 		return nil, fmt.Errorf("models: enqueue %s job: %w", nj.Kind, err)
 	}
 	live, ferr := LiveJob(db, tenantID, nj.Kind, nj.Subject)
@@ -186,11 +186,15 @@ func LatestJobs(db *gorm.DB, tenantID int64, kind string, subjects []string) (ma
 	return out, nil
 }
 
-// RecentJobs lists a subject's jobs, newest first.
+// RecentJobs lists a tenant's jobs of a kind, newest first: a subject's only
+// when subject is not "".
 func RecentJobs(db *gorm.DB, tenantID int64, kind, subject string, limit int) ([]Job, error) {
 	var rows []Job
-	err := db.Scopes(ForTenant(tenantID)).Where("kind = ? AND subject = ?", kind, subject).
-		Order("id DESC").Limit(limit).Find(&rows).Error
+	q := db.Scopes(ForTenant(tenantID)).Where("kind = ?", kind)
+	if subject != "" {
+		q = q.Where("subject = ?", subject)
+	}
+	err := q.Order("id DESC").Limit(limit).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("models: recent %s jobs: %w", kind, err)
 	}
@@ -245,7 +249,7 @@ func RetryJob(db *gorm.DB, tenantID, id int64, actor string, now time.Time) erro
 			"error_kind": "", "error_code": 0, "error": "", "cancel_requested": false, "cancelled_by": "",
 			"finished_at": nil, "actor": clipString(actor, 254), "updated_at": now})
 	if res.Error != nil {
-		if isDuplicateKey(res.Error) || isDuplicateEntry(res.Error) {
+		if isDuplicateKey(res.Error) {
 			return ErrJobActive
 		}
 		return fmt.Errorf("models: retry job %d: %w", id, res.Error)

@@ -114,18 +114,8 @@ func ConsumeOAuthState(db *gorm.DB, tenantID, appID int64, state string, now tim
 
 // PurgeOAuthStates deletes up to limit states that expired before before.
 func PurgeOAuthStates(db *gorm.DB, before time.Time, limit int) (int64, error) {
-	var ids []int64
-	const reason = "expired OAuth states of every tenant are purged together"
-	err := CrossTenant(db, reason).Model(&OAuthState{}).Where("expires_at < ?", dbTime(before)).
-		Order("expires_at").Limit(limit).Pluck("id", &ids).Error
-	if err != nil || len(ids) == 0 {
-		return 0, err
-	}
-	res := CrossTenant(db, reason).Where("id IN ?", ids).Delete(&OAuthState{})
-	if res.Error != nil {
-		return 0, fmt.Errorf("models: purge oauth states: %w", res.Error)
-	}
-	return res.RowsAffected, nil
+	return purgeOldest(db, &OAuthState{}, "expired OAuth states of every tenant are purged together",
+		"expires_at", limit, "expires_at < ?", dbTime(before))
 }
 
 // OAuthReturnHost is a host an app's OAuth may send visitors back to.

@@ -80,16 +80,6 @@ func RedeemOAuthTicket(db *gorm.DB, tenantID int64, ticket string, now time.Time
 
 // PurgeOAuthTickets deletes up to limit tickets that expired before before.
 func PurgeOAuthTickets(db *gorm.DB, before time.Time, limit int) (int64, error) {
-	var ids []int64
-	const reason = "expired OAuth tickets of every tenant are purged together"
-	err := CrossTenant(db, reason).Model(&OAuthTicket{}).Where("expires_at < ?", dbTime(before)).
-		Order("expires_at").Limit(limit).Pluck("id", &ids).Error
-	if err != nil || len(ids) == 0 {
-		return 0, err
-	}
-	res := CrossTenant(db, reason).Where("id IN ?", ids).Delete(&OAuthTicket{})
-	if res.Error != nil {
-		return 0, fmt.Errorf("models: purge oauth tickets: %w", res.Error)
-	}
-	return res.RowsAffected, nil
+	return purgeOldest(db, &OAuthTicket{}, "expired OAuth tickets of every tenant are purged together",
+		"expires_at", limit, "expires_at < ?", dbTime(before))
 }

@@ -29,7 +29,7 @@ func LoadProfile(db *gorm.DB, tenantID, customerID int64, timelineLimit int, app
 		return nil, err
 	}
 	for _, i := range ids {
-		if !hasBrowseApp(apps, i.AppID) {
+		if !HasBrowseApp(apps, i.AppID) {
 			apps = nil // an app the caller's list lacks: read them afresh
 			break
 		}
@@ -65,7 +65,8 @@ func LoadProfile(db *gorm.DB, tenantID, customerID int64, timelineLimit int, app
 	return p, nil
 }
 
-func hasBrowseApp(apps []BrowseApp, id int64) bool {
+// HasBrowseApp reports whether id is one of apps.
+func HasBrowseApp(apps []BrowseApp, id int64) bool {
 	for _, a := range apps {
 		if a.ID == id {
 			return true

@@ -194,6 +194,7 @@ func Resolve(db *gorm.DB, tenantID int64, obs []Observation) (ResolveResult, err
 		if err := r.run(db, norm, chunk, res.Outcomes); err != nil {
 			return res, fmt.Errorf("models: resolve %d observations: %w", len(chunk), err)
 		}
+		apps = r.apps // with the bits ensureAppBits gave: the next chunk need not ask again
 		created := 0
 		for _, i := range chunk {
 			if res.Outcomes[i].Change == Created {

@@ -190,14 +190,6 @@ func readVia(db *gorm.DB, tenantID int64, table, index string) *gorm.DB {
 	return q.Scopes(ForTenant(tenantID))
 }
 
-// forceIndex is table with an index hint on MySQL, and table elsewhere.
-func forceIndex(db *gorm.DB, table, index string) string {
-	if Dialect(db) != DialectMySQL {
-		return table
-	}
-	return table + " FORCE INDEX (" + index + ")"
-}
-
 // identityColumnList is every column of identities, in scanIdentity's order.
 const identityColumnList = "id, tenant_id, app_id, customer_id, openid, unionid, open_account_id, unlinked_reason, " +
 	"subscribed, subscribe_time, subscribe_scene, unsubscribed_at, source, nickname, avatar_url, profile_at, " +

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -94,17 +95,22 @@ func IsRetryable(err error) bool {
 }
 
 // isDuplicateKey reports a unique-key violation: MySQL 1062, SQLite
-// SQLITE_CONSTRAINT_UNIQUE or _PRIMARYKEY.
+// SQLITE_CONSTRAINT_UNIQUE or _PRIMARYKEY, also when a wrapper kept only the
+// message.
 func isDuplicateKey(err error) bool {
+	if err == nil {
+		return false
+	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		return me.Number == 1062
 	}
 	var coded interface{ Code() int }
-	if errors.As(err, &coded) {
-		return coded.Code() == 2067 || coded.Code() == 1555
+	if errors.As(err, &coded) && (coded.Code() == 2067 || coded.Code() == 1555) {
+		return true
 	}
-	return false
+	msg := err.Error()
+	return strings.Contains(msg, "Error 1062") || strings.Contains(msg, "UNIQUE constraint failed")
 }
 
 // readCommitted is the isolation Resolve asks of MySQL: every statement sees

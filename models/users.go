@@ -43,7 +43,7 @@ func CreateUser(db *gorm.DB, u *User) error {
 		return err
 	}
 	if err := db.Create(u).Error; err != nil {
-		if isDuplicateEntry(err) {
+		if isDuplicateKey(err) {
 			return ErrEmailTaken
 		}
 		return fmt.Errorf("models: create user: %w", err)
@@ -67,15 +67,6 @@ func FindUserByEmail(db *gorm.DB, email string) (*User, error) {
 		return nil, notFound(err)
 	}
 	return &u, nil
-}
-
-// isDuplicateEntry recognises a unique-key violation on MySQL (1062) and SQLite.
-func isDuplicateEntry(err error) bool {
-	if err == nil {
-		return false
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "Error 1062") || strings.Contains(msg, "UNIQUE constraint failed")
 }
 
 // Password hashing: argon2id with OWASP's recommended minimum (19 MiB, two

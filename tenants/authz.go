@@ -102,14 +102,7 @@ func (a *Authorizer) Check(ctx context.Context, userID, tenantID int64, perm Per
 	if err != nil {
 		return "", false, err
 	}
-	if !perm.InTenant() {
-		return Role(role), true, nil
-	}
-	ok, err := a.decide(Role(role), tenantID, perm)
-	if err != nil {
-		return "", false, fmt.Errorf("tenants: enforce %s: %w", perm, err)
-	}
-	return Role(role), ok, nil
+	return a.Decide(role, tenantID, perm)
 }
 
 // Decide is Check for a role the caller has just read from the database

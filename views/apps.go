@@ -199,26 +199,6 @@ func verifiedKey(verified bool) string {
 	return "apps.unverified"
 }
 
-// countText shows a number with thousands separators.
-func countText(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := n < 0
-	if neg {
-		s = s[1:]
-	}
-	var out []byte
-	for i := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	if neg {
-		return "-" + string(out)
-	}
-	return string(out)
-}
-
 // errcodeKind names what an errcode means for the health table.
 func errcodeKind(code int) string {
 	switch code {

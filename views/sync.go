@@ -60,10 +60,10 @@ func followersDOMID(appID int64) string { return "followers-" + strconv.FormatIn
 // progressText is "12,345 of 1,000,000 (1.2%)".
 func progressText(ctx context.Context, v SyncView) string {
 	if v.Total <= 0 {
-		return Tf(ctx, "sync.listed", countText(v.Processed))
+		return Tf(ctx, "sync.listed", FormatCount(v.Processed))
 	}
 	pct := float64(v.Processed) / float64(v.Total) * 100
-	return Tf(ctx, "sync.progress", countText(v.Processed), countText(v.Total), strconv.FormatFloat(math.Min(pct, 100), 'f', 1, 64))
+	return Tf(ctx, "sync.progress", FormatCount(v.Processed), FormatCount(v.Total), strconv.FormatFloat(math.Min(pct, 100), 'f', 1, 64))
 }
 
 // progressMax and progressValue feed <progress>: a total not known yet
@@ -76,7 +76,7 @@ func progressValue(v SyncView) string {
 
 // rateText is "8,532 followers/s".
 func rateText(ctx context.Context, v SyncView) string {
-	return Tf(ctx, "sync.rate", countText(int64(math.Round(v.Rate))))
+	return Tf(ctx, "sync.rate", FormatCount(int64(math.Round(v.Rate))))
 }
 
 // leftText is a rough time left: "less than a minute left", "about 4 min

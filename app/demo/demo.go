@@ -131,12 +131,6 @@ func (d *Demo) world() error {
 // SimURL is the simulator's base URL (API, authorisation pages, control API).
 func (d *Demo) SimURL() string { return d.sim.URL() }
 
-// App returns a demo app by name.
-func (d *Demo) App(name string) wechattest.AppInfo { return d.apps[name] }
-
-// Sim is the running simulator (for tests).
-func (d *Demo) Sim() *wechattest.Sim { return d.sim }
-
 // WeChat is the portal's WeChat configuration in demo mode: every host is the
 // simulator, and OneID's third-party platform is the simulator's.
 func (d *Demo) WeChat() config.WeChat {

@@ -23,13 +23,13 @@ import (
 //	[40000, 42000)    visited 示例服务号's pages by silent OAuth: an OpenID, no UnionID
 //	[42000, 42500)    imported OpenIDs of 示例资讯订阅号, nobody asked WeChat yet
 type layout struct {
-	base                                   int
-	svcKnown, svcEnd, svcGone              int
-	subStart, subKnown, subEnd, subGone    int
-	miniStart, miniEnd                     int
-	visitStart, visitEnd, importEnd        int
-	miniPer10                              uint64
-	followersSvc, followersSub, totalSlots int
+	base                                int
+	svcKnown, svcEnd, svcGone           int
+	subStart, subKnown, subEnd, subGone int
+	miniStart, miniEnd                  int
+	visitStart, visitEnd, importEnd     int
+	miniPer10                           uint64
+	followersSvc, followersSub          int
 }
 
 func newLayout(scale float64) layout {

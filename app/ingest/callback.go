@@ -129,9 +129,6 @@ func (c *Callbacks) app(ctx context.Context, key string) (*callbackApp, error) {
 	hit, ok := c.apps[key]
 	c.mu.Unlock()
 	if ok && now.Sub(hit.loaded) < c.cfg.AppCacheTTL {
-		if hit.app == nil {
-			return nil, ErrUnknownCallback
-		}
 		return hit.app, nil
 	}
 	a, err := models.FindAppByCallbackKey(c.db.WithContext(ctx), key)
@@ -149,7 +146,7 @@ func (c *Callbacks) app(ctx context.Context, key string) (*callbackApp, error) {
 	}
 	c.mu.Lock()
 	if len(c.apps) > 10000 {
-		clear(c.apps) // keys are unguessable: only a flood of bad ones grows this
+		clear(c.apps) // only bound apps are kept; past this many, start afresh rather than grow
 	}
 	if ca != nil {
 		c.apps[key] = cachedApp{app: ca, loaded: now}

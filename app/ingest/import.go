@@ -89,9 +89,6 @@ type ImportFile struct {
 	Lines int // data rows read, repeats included
 }
 
-// importZone reads dates written without a zone as China Standard Time.
-var importZone = time.FixedZone("CST", 8*3600)
-
 // ParseImport checks a file against the tenant's bound apps. It returns the
 // rows, or every problem found (up to a thousand).
 func ParseImport(data []byte, apps []models.App) (*ImportFile, []ImportProblem) {
@@ -301,7 +298,7 @@ func parseImportTime(v string) (time.Time, bool) {
 		return inRange(t)
 	}
 	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02 15:04", "2006/1/2 15:04:05", "2006/1/2 15:04", "2006-01-02", "2006/1/2"} {
-		if t, err := time.ParseInLocation(layout, v, importZone); err == nil {
+		if t, err := time.ParseInLocation(layout, v, models.BrowseZone); err == nil {
 			return inRange(t)
 		}
 	}

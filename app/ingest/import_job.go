@@ -12,6 +12,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"oneid/app/binding"
 	"oneid/app/jobs"
 	"oneid/models"
 )
@@ -66,13 +67,9 @@ func (im *Importer) Kind() jobs.Kind {
 	return jobs.Kind{Name: ImportKind, Run: im.run, Ended: im.ended}
 }
 
-// ImportActor is who imports, as the audit log records it.
-type ImportActor struct {
-	UserID    int64
-	Email     string
-	IP        string
-	RequestID string
-}
+// ImportActor is who imports, as the audit log records it: the same who as
+// binding's.
+type ImportActor = binding.Actor
 
 // ImportResult counts what an import did (the job's Result, JSON).
 type ImportResult struct {

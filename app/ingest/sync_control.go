@@ -8,6 +8,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"oneid/app/binding"
 	"oneid/models"
 )
 
@@ -16,13 +17,8 @@ import (
 // audit line in the same transaction as the change.
 
 // SyncActor is who starts, cancels or schedules a sync, as the audit log
-// records it.
-type SyncActor struct {
-	UserID    int64
-	Email     string
-	IP        string
-	RequestID string
-}
+// records it: the same who as binding's.
+type SyncActor = binding.Actor
 
 // scheduleActor is the actor of scheduled syncs.
 var scheduleActor = SyncActor{Email: "schedule"}

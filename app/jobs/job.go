@@ -35,15 +35,9 @@ func Cancelled(ctx context.Context) bool { return errors.Is(context.Cause(ctx), 
 // SetTotal reports how many items the job expects; the heartbeat writes it.
 func (j *Job) SetTotal(n int64) { j.total.Store(n) }
 
-// Processed is the items done so far, as committed by this run and before.
-func (j *Job) Processed() int64 { return j.processed.Load() }
-
 // SetResult sets what the job reports when it ends (Job.Result; JSON by
 // convention). The Ended hook sees it.
 func (j *Job) SetResult(s string) { j.result = s }
-
-// ResultText is what SetResult set.
-func (j *Job) ResultText() string { return j.result }
 
 // Commit records, inside the caller's transaction tx, the checkpoint to
 // resume from and the items this piece of work did. Commit it in the

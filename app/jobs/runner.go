@@ -140,9 +140,6 @@ func defaultOwner() string {
 	return owner
 }
 
-// Owner is the name this runner writes into leases.
-func (r *Runner) Owner() string { return r.cfg.Owner }
-
 // Register adds a kind of job. It panics on a kind without a name or Run, or
 // registered twice: that is a programming error.
 func (r *Runner) Register(k Kind) {

@@ -22,15 +22,14 @@ func (s *Server) componentPush(c *fiber.Ctx) error {
 	ev, err := s.apps.HandleComponentPush(c.UserContext(), q, c.Body())
 	if err != nil {
 		if _, refused := binding.AsRefusal(err); refused {
-			return c.Status(fiber.StatusNotFound).SendString("no third-party platform is configured")
+			return plainText(c, fiber.StatusNotFound, "no third-party platform is configured")
 		}
 		if errors.Is(err, wechat.ErrSignature) || errors.Is(err, wechat.ErrDecrypt) || errors.Is(err, wechat.ErrCallbackBody) {
 			s.log.Warn("wechat component push refused", "request_id", requestID(c), "err", err)
-			return c.Status(fiber.StatusBadRequest).SendString("bad push")
+			return plainText(c, fiber.StatusBadRequest, "bad push")
 		}
 		return err
 	}
 	s.log.Info("wechat component push", "request_id", requestID(c), "info_type", ev.InfoType, "authorizer_appid", ev.AuthorizerAppID)
-	c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
-	return c.SendString("success")
+	return plainText(c, fiber.StatusOK, "success")
 }

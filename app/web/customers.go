@@ -69,7 +69,7 @@ func (c *browseCache) store(tenantID int64, update func(e *browseEntry)) {
 // the filter names an app the cached list lacks (one just bound).
 func (c *browseCache) apps(db *gorm.DB, tenantID, wanted int64) ([]models.BrowseApp, error) {
 	e := c.entry(tenantID)
-	if e.apps != nil && time.Since(e.appsAt) < appsFor && (wanted == 0 || hasApp(e.apps, wanted)) {
+	if e.apps != nil && time.Since(e.appsAt) < appsFor && (wanted == 0 || models.HasBrowseApp(e.apps, wanted)) {
 		return e.apps, nil
 	}
 	apps, err := models.BrowseApps(db, tenantID)
@@ -115,7 +115,7 @@ func (s *Server) customersPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if f.AppID != 0 && !hasApp(apps, f.AppID) {
+	if f.AppID != 0 && !models.HasBrowseApp(apps, f.AppID) {
 		problems["app"], f.AppID = models.ProblemNoApp, 0
 	}
 	base := tenantPath(sc.Slug, "customers")
@@ -368,15 +368,6 @@ func resultsProblem(problems models.FilterProblems) string {
 		return "customers.problem.cursor"
 	}
 	return "customers.problem.fix"
-}
-
-func hasApp(apps []models.BrowseApp, id int64) bool {
-	for _, a := range apps {
-		if a.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 // queryValues is the request's query string as url.Values; pairs that do not

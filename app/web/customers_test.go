@@ -12,6 +12,7 @@ import (
 
 	"oneid/migrations/dbtest"
 	"oneid/models"
+	"oneid/views"
 )
 
 // seededCustomer is one generated customer of a workspace, with its ids.
@@ -321,7 +322,7 @@ func TestDashboardShowsTheFiguresAndRefreshesLargeOnesInTheBackground(t *testing
 	if r.status != http.StatusOK {
 		t.Fatalf("dashboard: %d", r.status)
 	}
-	for _, want := range []string{`data-testid="stat-unique">200<`, `data-testid="stat-identities">` + formatCount(d.Identities) + `<`,
+	for _, want := range []string{`data-testid="stat-unique">200<`, `data-testid="stat-identities">` + views.FormatCount(d.Identities) + `<`,
 		`data-testid="overlap"`, `data-testid="new-per-day"`} {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("dashboard lacks %s", want)
@@ -355,15 +356,3 @@ func TestDashboardShowsTheFiguresAndRefreshesLargeOnesInTheBackground(t *testing
 }
 
 var tagsAndAttributes = regexp.MustCompile(`<[^>]*>`)
-
-func formatCount(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}

@@ -64,7 +64,7 @@ func (s *Server) parseExport(c *fiber.Ctx, raw url.Values) (exportRequest, error
 		return r, err
 	}
 	r.apps = apps
-	if r.filter.AppID != 0 && !hasApp(apps, r.filter.AppID) {
+	if r.filter.AppID != 0 && !models.HasBrowseApp(apps, r.filter.AppID) {
 		r.problems["app"], r.filter.AppID = models.ProblemNoApp, 0
 	}
 	return r, nil

@@ -53,8 +53,7 @@ func (s *Server) importFile(c *fiber.Ctx) error {
 		return err
 	}
 	sc := scope(c)
-	who := ingest.ImportActor{UserID: sc.UserID, Email: state(c).user.Email, IP: c.IP(), RequestID: requestID(c)}
-	out, problems, err := s.importer.Import(c.UserContext(), sc.TenantID, who, fh.Filename, data)
+	out, problems, err := s.importer.Import(c.UserContext(), sc.TenantID, s.actor(c), fh.Filename, data)
 	switch {
 	case errors.Is(err, ingest.ErrImportRunning):
 		v.Error = "imports.error.running"
@@ -119,9 +118,7 @@ func (s *Server) importsView(c *fiber.Ctx) (*views.ImportsView, error) {
 }
 
 func (s *Server) recentImports(c *fiber.Ctx) ([]views.ImportJobView, error) {
-	var jobs []models.Job
-	err := s.dbFor(c).Scopes(models.ForTenant(scope(c).TenantID)).Where("kind = ?", ingest.ImportKind).
-		Order("id DESC").Limit(20).Find(&jobs).Error
+	jobs, err := models.RecentJobs(s.dbFor(c), scope(c).TenantID, ingest.ImportKind, "", 20)
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func (s *Server) startSync(c *fiber.Ctx) error {
 		return err
 	}
 	done := "sync_started"
-	_, err = ingest.StartSync(s.dbFor(c), sc.TenantID, id, s.syncActor(c), s.now())
+	_, err = ingest.StartSync(s.dbFor(c), sc.TenantID, id, s.actor(c), s.now())
 	switch {
 	case errors.Is(err, models.ErrJobActive):
 		done = "sync_active"
@@ -71,7 +71,7 @@ func (s *Server) cancelSync(c *fiber.Ctx) error {
 		return err
 	}
 	done := "sync_cancelled"
-	err = ingest.CancelSync(s.dbFor(c), sc.TenantID, id, s.syncActor(c), s.now())
+	err = ingest.CancelSync(s.dbFor(c), sc.TenantID, id, s.actor(c), s.now())
 	switch {
 	case errors.Is(err, ingest.ErrNoLiveSync):
 		done = "sync_not_live"
@@ -92,7 +92,7 @@ func (s *Server) scheduleSync(c *fiber.Ctx) error {
 		every = models.DefaultSyncInterval
 	}
 	done := "sync_schedule"
-	err = ingest.SetSyncSchedule(s.dbFor(c), sc.TenantID, id, c.FormValue("enabled") == "on", every, s.syncActor(c), s.now())
+	err = ingest.SetSyncSchedule(s.dbFor(c), sc.TenantID, id, c.FormValue("enabled") == "on", every, s.actor(c), s.now())
 	switch {
 	case errors.Is(err, ingest.ErrNotSyncable):
 		done = "sync_not_syncable"
@@ -100,16 +100,6 @@ func (s *Server) scheduleSync(c *fiber.Ctx) error {
 		return err
 	}
 	return redirect(c, tenantPath(sc.Slug, "apps/"+strconv.FormatInt(id, 10))+"?done="+done)
-}
-
-// syncActor is the signed-in admin as the sync's audit lines record them.
-func (s *Server) syncActor(c *fiber.Ctx) ingest.SyncActor {
-	st := state(c)
-	a := ingest.SyncActor{IP: c.IP(), RequestID: st.id}
-	if st.user != nil {
-		a.UserID, a.Email = st.user.ID, st.user.Email
-	}
-	return a
 }
 
 // syncBack is the page a sync button returns to: the app's page or the list.
