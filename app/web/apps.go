@@ -75,7 +75,14 @@ func (s *Server) appsView(c *fiber.Ctx) (views.AppsView, error) {
 	}
 	for i := range apps {
 		a := &apps[i]
-		row := s.appRow(c, a)
+		row := appRow(a)
+		// The list marks a self-managed AppSecret that another system also
+		// refreshes (the app's own page shows the whole token health).
+		if a.IsBound() && a.BindingMode == models.ModeSelfManaged {
+			if h, err := s.apps.Health(c.UserContext(), a); err == nil {
+				row.SharedSecret = h.SharedSecret
+			}
+		}
 		switch {
 		case !a.IsBound():
 			v.Unbound = append(v.Unbound, row)
@@ -89,16 +96,11 @@ func (s *Server) appsView(c *fiber.Ctx) (views.AppsView, error) {
 	return v, s.withSyncViews(c, &v)
 }
 
-func (s *Server) appRow(c *fiber.Ctx, a *models.App) views.AppRow {
+func appRow(a *models.App) views.AppRow {
 	row := views.AppRow{ID: a.ID, Kind: a.Kind, Name: a.Name, AppID: a.AppID, Principal: a.PrincipalName,
 		Verified: a.Verified(), Declared: a.Declared, Mode: a.BindingMode, Status: a.Status, FollowerCount: a.FollowerCount}
 	if a.LastSyncAt != nil {
 		row.LastSyncAt = *a.LastSyncAt
-	}
-	if a.IsBound() && a.BindingMode == models.ModeSelfManaged {
-		if h, err := s.apps.Health(c.UserContext(), a); err == nil {
-			row.SharedSecret = h.SharedSecret
-		}
 	}
 	return row
 }
@@ -128,7 +130,7 @@ func (s *Server) appView(c *fiber.Ctx) (views.AppView, error) {
 	if err != nil {
 		return views.AppView{}, err
 	}
-	v := views.AppView{App: s.appRow(c, app), CanManage: s.authz.Grants(sc.Role, sc.TenantID, tenants.AppsWrite)}
+	v := views.AppView{App: appRow(app), CanManage: s.authz.Grants(sc.Role, sc.TenantID, tenants.AppsWrite)}
 	if app.OpenAccountID != nil {
 		if o, err := models.FindOpenAccount(db, sc.TenantID, *app.OpenAccountID); err == nil {
 			t := openTarget(o)
@@ -445,7 +447,7 @@ func (s *Server) unbindPage(c *fiber.Ctx) error {
 	if !app.IsBound() {
 		return models.ErrNotFound
 	}
-	return s.render(c, fiber.StatusOK, views.UnbindPage(views.UnbindView{App: s.appRow(c, app)}))
+	return s.render(c, fiber.StatusOK, views.UnbindPage(views.UnbindView{App: appRow(app)}))
 }
 
 // unbindApp unbinds once confirmed: identities are kept, the appid is freed.
@@ -463,7 +465,7 @@ func (s *Server) unbindApp(c *fiber.Ctx) error {
 		if !app.IsBound() {
 			return models.ErrNotFound
 		}
-		return invalid(views.UnbindPage(views.UnbindView{App: s.appRow(c, app)}))
+		return invalid(views.UnbindPage(views.UnbindView{App: appRow(app)}))
 	}
 	if _, err := s.apps.Unbind(c.UserContext(), sc.TenantID, s.actor(c), id); err != nil {
 		return err
