@@ -269,7 +269,13 @@ func (im *Importer) ended(tx *gorm.DB, j *jobs.Job, end models.JobEnd) error {
 	_ = json.Unmarshal([]byte(j.Params), &p)
 	res := ParseImportResult(end.Result)
 	if end.Result == "" {
-		res = ParseImportResult(j.Checkpoint)
+		// Failed or cancelled: the rows done are in the last committed
+		// checkpoint, not in the one the job was claimed with.
+		row, err := models.FindJob(tx, j.TenantID, j.ID)
+		if err != nil {
+			return err
+		}
+		res = ParseImportResult(row.Checkpoint)
 	}
 	res.File, res.Lines, res.Rows = p.File, p.Lines, p.Rows
 	detail := res.summary()
