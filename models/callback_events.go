@@ -88,12 +88,19 @@ func looksLikeAppID(s string) bool {
 // succeeds. Rows may belong to several tenants: each must carry its own
 // tenant_id. A deadlock with the worker's updates is retried.
 //
-// On MySQL the statement is INSERT IGNORE, not INSERT … ON DUPLICATE KEY
-// UPDATE id = id: under concurrent multi-row inserts MariaDB 10.11 answered
-// the latter with "0 rows affected" for rows whose key existed nowhere, and
-// those rows were never stored (about 0.3 % of pushes in the load test;
-// callback_load_test.go). The values are clipped to their columns first, so
-// IGNORE has nothing but the duplicate to pass over.
+// On MySQL the statement is INSERT IGNORE. It was INSERT … ON DUPLICATE KEY
+// UPDATE id = id (gorm's OnConflict{DoNothing}), and under concurrent
+// multi-row inserts MariaDB 10.11 answered it with "0 rows affected" for rows
+// whose key existed nowhere, and never stored them (about 0.3 % of pushes in
+// the load test; callback_load_test.go). The cause is the assignment to the
+// AUTO_INCREMENT column, not ODKU as such: after a duplicate whose id lies
+// beyond the ids the statement reserved (a row another writer inserted
+// meanwhile), MariaDB moves the statement's next id past that row's, the next
+// new row of the batch gets an id the other writer already used, and ODKU
+// turns that duplicate on PRIMARY into a no-op update of an unrelated row. An
+// ODKU that leaves id alone, or a one-row statement, loses nothing
+// (upsert_anomaly_test.go reproduces all three). The values are clipped to
+// their columns first, so IGNORE has nothing but the duplicate to pass over.
 func StoreCallbackEvents(db *gorm.DB, events []CallbackEvent) error {
 	if len(events) == 0 {
 		return nil
