@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 
 	"oneid/migrations/dbtest"
 	"oneid/models"
@@ -230,56 +233,64 @@ func TestListWalksEveryFilterInOrder(t *testing.T) {
 		for name, f := range filters {
 			t.Run(name, func(t *testing.T) {
 				want := expectedOrder(all, f, apps)
-				var got []int64
-				page, err := models.ListCustomers(db, tenant, f, apps, models.ListOptions{Limit: 37})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if page.Prev != nil {
-					t.Error("the first page has a previous page")
-				}
+				page := walkList(t, db, tenant, f, apps, models.ListOptions{Limit: 37}, want)
 				if !page.Total.Exact || page.Total.N != int64(len(want)) {
 					t.Errorf("total %+v, want exactly %d", page.Total, len(want))
-				}
-				pages := []models.CustomerPage{page}
-				for {
-					for _, r := range page.Rows {
-						got = append(got, r.ID)
-					}
-					if page.Next == nil {
-						break
-					}
-					if len(pages) > 50 {
-						t.Fatal("too many pages")
-					}
-					page, err = models.ListCustomers(db, tenant, *page.Next, apps, models.ListOptions{Limit: 37})
-					if err != nil {
-						t.Fatal(err)
-					}
-					pages = append(pages, page)
-				}
-				if fmt.Sprint(got) != fmt.Sprint(want) {
-					t.Fatalf("forward walk:\n got %v\nwant %v", got, want)
-				}
-				// And back from the last page: each previous page is the one before.
-				for i := len(pages) - 1; i > 0; i-- {
-					if pages[i].Prev == nil {
-						t.Fatalf("page %d has no previous page", i)
-					}
-					back, err := models.ListCustomers(db, tenant, *pages[i].Prev, apps, models.ListOptions{Limit: 37})
-					if err != nil {
-						t.Fatal(err)
-					}
-					if fmt.Sprint(rowIDs(back.Rows)) != fmt.Sprint(rowIDs(pages[i-1].Rows)) {
-						t.Fatalf("previous of page %d:\n got %v\nwant %v", i, rowIDs(back.Rows), rowIDs(pages[i-1].Rows))
-					}
-					if (back.Prev == nil) != (i-1 == 0) {
-						t.Fatalf("previous of page %d: has previous = %v", i, back.Prev != nil)
-					}
 				}
 			})
 		}
 	})
+}
+
+// walkList pages forward through the list from the filter's first page,
+// checks the customers and their order against want, then pages back from
+// the last page checking each previous page. It returns the first page.
+func walkList(t *testing.T, db *gorm.DB, tenant int64, f models.CustomerFilter, apps []models.BrowseApp, opt models.ListOptions, want []int64) models.CustomerPage {
+	t.Helper()
+	var got []int64
+	page, err := models.ListCustomers(db, tenant, f, apps, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := page
+	if page.Prev != nil {
+		t.Error("the first page has a previous page")
+	}
+	pages := []models.CustomerPage{page}
+	for {
+		got = append(got, rowIDs(page.Rows)...)
+		if page.Next == nil {
+			break
+		}
+		if len(pages) > 100 {
+			t.Fatal("too many pages")
+		}
+		page, err = models.ListCustomers(db, tenant, *page.Next, apps, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, page)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("forward walk:\n got %v\nwant %v", got, want)
+	}
+	// And back from the last page: each previous page is the one before.
+	for i := len(pages) - 1; i > 0; i-- {
+		if pages[i].Prev == nil {
+			t.Fatalf("page %d has no previous page", i)
+		}
+		back, err := models.ListCustomers(db, tenant, *pages[i].Prev, apps, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(rowIDs(back.Rows)) != fmt.Sprint(rowIDs(pages[i-1].Rows)) {
+			t.Fatalf("previous of page %d:\n got %v\nwant %v", i, rowIDs(back.Rows), rowIDs(pages[i-1].Rows))
+		}
+		if (back.Prev == nil) != (i-1 == 0) {
+			t.Fatalf("previous of page %d: has previous = %v", i, back.Prev != nil)
+		}
+	}
+	return first
 }
 
 func rowIDs(rows []models.CustomerRow) []int64 {
@@ -443,4 +454,104 @@ func TestMaskID(t *testing.T) {
 			t.Errorf("MaskID(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// sqlRecorder keeps the SQL a handle runs, to tell which plan served a page.
+type sqlRecorder struct {
+	logger.Interface
+	mu  sync.Mutex
+	sql []string
+}
+
+func (r *sqlRecorder) Trace(_ context.Context, _ time.Time, fc func() (string, int64), _ error) {
+	s, _ := fc()
+	r.mu.Lock()
+	r.sql = append(r.sql, s)
+	r.mu.Unlock()
+}
+
+func (r *sqlRecorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.sql
+	r.sql = nil
+	return out
+}
+
+// TestListSourcePlanMatchesTheMeaning: a source few customers hold is read
+// from the source indexes, a union of one range per src_mask value the stats
+// list and one for the values they do not. Whatever the stats say (they only
+// choose the plan), the pages hold the filter's customers in order, forward
+// and back; values missing from the stats (customers who gained a source
+// since) are found by the last branch.
+func TestListSourcePlanMatchesTheMeaning(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		tenant, apps := seededTenant(t, db, "browse-source", 400)
+		all := loadTruth(t, db, tenant)
+		d, err := models.ComputeDashboard(db, tenant, time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Stats of a tenant 1,000 times the size with the same groups: every
+		// source is then rare enough for the source plan.
+		inflated := func(keep func(g models.MaskGroup) bool) *models.ListStats {
+			s := *d.Stats
+			s.Total *= 1000
+			s.Groups = nil
+			for _, g := range d.Stats.Groups {
+				if keep(g) {
+					s.Groups = append(s.Groups, g)
+				}
+			}
+			return &s
+		}
+		rec := &sqlRecorder{Interface: logger.Discard}
+		traced := db.Session(&gorm.Session{Logger: rec})
+		for _, src := range models.Sources() {
+			for _, sort := range []string{"", models.SortFirstSeen, models.SortLastSeenAsc, models.SortFirstSeenAsc} {
+				filters := []models.CustomerFilter{
+					{Source: src, Sort: sort},
+					{Source: src, Sort: sort, AppID: apps[0].ID, Subscribed: "yes"},
+					{Source: src, Sort: sort, Linked: "no"},
+					{Source: src, Sort: sort, LastFrom: day(t, "2026-01-01"), FirstTo: day(t, "2026-02-20")},
+				}
+				for i, f := range filters {
+					want := expectedOrder(all, f, apps)
+					name := fmt.Sprintf("%s/%s/%d", src, sort, i)
+					// Every value the stats list, then only the first
+					// (the rest come through the last branch).
+					var held []int64
+					for _, g := range d.Stats.Groups {
+						if bit := models.SourceBit(src); g.SrcMask&bit != 0 && !slices.Contains(held, g.SrcMask) {
+							held = append(held, g.SrcMask)
+						}
+					}
+					variants := map[string]*models.ListStats{
+						"every value": inflated(func(models.MaskGroup) bool { return true }),
+					}
+					if len(held) > 1 {
+						variants["first value only"] = inflated(func(g models.MaskGroup) bool {
+							return g.SrcMask&models.SourceBit(src) == 0 || g.SrcMask == held[0]
+						})
+					}
+					for vname, stats := range variants {
+						t.Run(name+"/"+vname, func(t *testing.T) {
+							rec.take()
+							walkList(t, traced, tenant, f, apps, models.ListOptions{Limit: 7, Stats: stats}, want)
+							if len(held) == 0 {
+								return
+							}
+							union := false
+							for _, s := range rec.take() {
+								union = union || strings.Contains(s, "UNION ALL") || (strings.Contains(s, "ix_customers_source_") && strings.Contains(s, "src_mask ="))
+							}
+							if !union {
+								t.Error("the pages were not read by the source plan")
+							}
+						})
+					}
+				}
+			}
+		}
+	})
 }

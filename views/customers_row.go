@@ -15,9 +15,17 @@ import (
 // Everything it writes is escaped.
 func customerRow(r CustomerListRow) templ.Component {
 	return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
-		var b strings.Builder
-		b.Grow(1024)
-		esc := func(s string) { b.WriteString(html.EscapeString(s)) }
+		// templ renders into a buffer of its own: write into it directly
+		// (a row's own builder was a kilobyte of garbage a row).
+		var b stringWriter
+		var sb *strings.Builder
+		if sw, ok := w.(stringWriter); ok {
+			b = sw
+		} else {
+			sb = &strings.Builder{}
+			b = sb
+		}
+		esc := func(s string) { _, _ = b.WriteString(html.EscapeString(s)) }
 		b.WriteString(`<tr data-testid="customer-row"><td><a class="who" href="`)
 		esc(string(templ.URL(r.Href)))
 		b.WriteString(`" data-testid="customer-link"><span class="avatar avatar-sm `)
@@ -72,7 +80,15 @@ func customerRow(r CustomerListRow) templ.Component {
 		b.WriteString(`</td><td class="nowrap muted">`)
 		esc(FormatTime(r.LastSeen))
 		b.WriteString(`</td></tr>`)
-		_, err := io.WriteString(w, b.String())
+		if sb == nil {
+			return nil
+		}
+		_, err := io.WriteString(w, sb.String())
 		return err
 	})
+}
+
+// stringWriter is what customerRow writes to.
+type stringWriter interface {
+	WriteString(string) (int, error)
 }

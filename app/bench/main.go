@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -72,8 +73,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	server := fs.String("mysql", "", "MySQL server URL without a database (default $ONEID_BENCH_MYSQL_URL or mysql://root@127.0.0.1:3306/)")
 	dbName := fs.String("database", "oneid_bench_browse", "the benchmark's own database (created if missing)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (server and clients) to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the run (server and clients) to this file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if *memProfile != "" {
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	if *server == "" {
 		*server = getenv("ONEID_BENCH_MYSQL_URL")
@@ -248,6 +258,10 @@ var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]*)"`)
 type browser struct {
 	http *http.Client
 	base string
+	// buf takes the timed pages' bodies, reused: the clients share the
+	// server's process, and garbage of theirs would be collected on its
+	// time.
+	buf bytes.Buffer
 }
 
 func (b *bench) signIn() (*browser, error) {
@@ -292,10 +306,16 @@ func (c *browser) get(path string) (int, string, error) {
 // timed gets a page and says how long it took; anything but 200 is an error.
 func (c *browser) timed(path string) (time.Duration, error) {
 	start := time.Now()
-	status, _, err := c.get(path)
+	res, err := c.http.Get(c.base + path)
+	if err != nil {
+		return 0, err
+	}
+	c.buf.Reset()
+	_, err = c.buf.ReadFrom(res.Body)
+	res.Body.Close()
 	took := time.Since(start)
-	if err == nil && status != http.StatusOK {
-		err = fmt.Errorf("GET %s: %d", path, status)
+	if err == nil && res.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %d", path, res.StatusCode)
 	}
 	return took, err
 }
@@ -478,7 +498,9 @@ func sampleCustomers(b *bench, k int, rng *rand.Rand) ([]int64, error) {
 	var ids []int64
 	for len(ids) < k {
 		var found []int64
-		if err := b.db.Raw("SELECT id FROM customers WHERE tenant_id = ? AND id >= ? ORDER BY id LIMIT 1", b.tenant.ID,
+		// The hint makes it a range on (tenant_id, id): left to itself the
+		// planner reads the tenant's ids from the first (55 ms a pick).
+		if err := b.db.Raw("SELECT id FROM customers FORCE INDEX (ix_customers_tenant_id) WHERE tenant_id = ? AND id >= ? ORDER BY id LIMIT 1", b.tenant.ID,
 			bounds.Lo+rng.Int64N(bounds.Hi-bounds.Lo+1)).Scan(&found).Error; err != nil {
 			return nil, err
 		}

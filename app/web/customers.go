@@ -162,6 +162,7 @@ func (s *Server) customersPage(c *fiber.Ctx) error {
 		}
 		v.Total, v.Exact, v.AtLeast, v.AsOf = page.Total.N, page.Total.Exact, page.Total.AtLeast, page.Total.AsOf
 		from := "?" + url.Values{"from": {f.Values().Encode()}}.Encode()
+		v.Rows = make([]views.CustomerListRow, 0, len(page.Rows))
 		for _, r := range page.Rows {
 			v.Rows = append(v.Rows, listRow(r, apps, base+"/"+strconv.FormatInt(r.ID, 10)+from, v.Masked))
 		}
