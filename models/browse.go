@@ -455,11 +455,11 @@ func (q *listQuery) page(limit int) ([]CustomerRow, error) {
 	defer res.Close()
 	rows := make([]CustomerRow, 0, limit+1)
 	for res.Next() {
-		var r CustomerRow
+		rows = append(rows, CustomerRow{})
+		r := &rows[len(rows)-1] // scanned in place: a row of its own would escape
 		if err := res.Scan(&r.ID, &r.UnionID, &r.UnlinkedReason, &r.Nickname, &r.FirstSeenAt, &r.LastSeenAt, &r.AppMask, &r.SubMask); err != nil {
 			return nil, fmt.Errorf("models: list customers: %w", err)
 		}
-		rows = append(rows, r)
 	}
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("models: list customers: %w", err)

@@ -174,6 +174,18 @@ func seededTenant(t *testing.T, db *gorm.DB, slug string, n int) (int64, []model
 	return id, apps
 }
 
+// seededTenantWithStats is seededTenant with its truth and its dashboard
+// (and so its list stats) computed.
+func seededTenantWithStats(t *testing.T, db *gorm.DB, slug string, n int) (int64, []models.BrowseApp, map[int64]*truth, *models.Dashboard) {
+	t.Helper()
+	tenant, apps := seededTenant(t, db, slug, n)
+	d, err := models.ComputeDashboard(db, tenant, time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tenant, apps, loadTruth(t, db, tenant), d
+}
+
 func day(t *testing.T, s string) models.Day {
 	t.Helper()
 	d, err := models.ParseDay(s)
@@ -306,12 +318,7 @@ func rowIDs(rows []models.CustomerRow) []int64 {
 // masks or on one date range, as of the stats), or is "at least the cap".
 func TestListCountsExactlyWhileCheapAndEstimatesAbove(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		tenant, apps := seededTenant(t, db, "browse-count", 600)
-		all := loadTruth(t, db, tenant)
-		d, err := models.ComputeDashboard(db, tenant, time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tenant, apps, all, d := seededTenantWithStats(t, db, "browse-count", 600)
 		if d.Stats == nil || d.Stats.Total != 600 {
 			t.Fatalf("stats %+v", d.Stats)
 		}
@@ -486,12 +493,7 @@ func (r *sqlRecorder) take() []string {
 // since) are found by the last branch.
 func TestListSourcePlanMatchesTheMeaning(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		tenant, apps := seededTenant(t, db, "browse-source", 400)
-		all := loadTruth(t, db, tenant)
-		d, err := models.ComputeDashboard(db, tenant, time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tenant, apps, all, d := seededTenantWithStats(t, db, "browse-source", 400)
 		// Stats of a tenant 1,000 times the size with the same groups: every
 		// source is then rare enough for the source plan.
 		inflated := func(keep func(g models.MaskGroup) bool) *models.ListStats {

@@ -178,3 +178,17 @@ func (w *world) checkMasks(t testing.TB) {
 		t.Errorf("%d of %d customers had stale masks", wrong, len(before))
 	}
 }
+
+// tenantRows reads every identity and customer of the tenant.
+func tenantRows(t *testing.T, db *gorm.DB, tenantID int64) ([]models.Identity, []models.Customer) {
+	t.Helper()
+	var ids []models.Identity
+	if err := db.Scopes(models.ForTenant(tenantID)).Find(&ids).Error; err != nil {
+		t.Fatal(err)
+	}
+	var customers []models.Customer
+	if err := db.Scopes(models.ForTenant(tenantID)).Find(&customers).Error; err != nil {
+		t.Fatal(err)
+	}
+	return ids, customers
+}

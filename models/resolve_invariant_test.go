@@ -189,14 +189,7 @@ func runInvariant(t *testing.T, seed uint64, perIngester int) {
 		groups[g]++
 	}
 
-	var ids []models.Identity
-	if err := db.Scopes(models.ForTenant(w.tenant)).Find(&ids).Error; err != nil {
-		t.Fatal(err)
-	}
-	var customers []models.Customer
-	if err := db.Scopes(models.ForTenant(w.tenant)).Find(&customers).Error; err != nil {
-		t.Fatal(err)
-	}
+	ids, customers := tenantRows(t, db, w.tenant)
 	byID := map[int64]models.Customer{}
 	for _, c := range customers {
 		byID[c.ID] = c

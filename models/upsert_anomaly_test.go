@@ -461,14 +461,7 @@ func TestResolveUpsertsUnderConcurrency(t *testing.T) {
 			t.Errorf("%d observations without a customer or identity", n)
 		}
 
-		var ids []models.Identity
-		if err := db.Scopes(models.ForTenant(w.tenant)).Find(&ids).Error; err != nil {
-			t.Fatal(err)
-		}
-		var customers []models.Customer
-		if err := db.Scopes(models.ForTenant(w.tenant)).Find(&customers).Error; err != nil {
-			t.Fatal(err)
-		}
+		ids, customers := tenantRows(t, db, w.tenant)
 		t.Logf("%d observations by %d writers: %d identities, %d customers", len(stream), writers, len(ids), len(customers))
 		byID := map[int64]models.Customer{}
 		for _, c := range customers {

@@ -339,7 +339,9 @@ func listRow(r models.CustomerRow, apps []models.BrowseApp, href string, masked 
 	} else if r.UnlinkedReason != nil {
 		row.UnlinkedReason = *r.UnlinkedReason
 	}
-	for _, a := range models.AppsOfMask(apps, r.AppMask) {
+	held := models.AppsOfMask(apps, r.AppMask)
+	row.Apps = make([]views.AppBadge, 0, len(held))
+	for _, a := range held {
 		row.Apps = append(row.Apps, views.AppBadge{Name: a.Name, Kind: a.Kind, Follows: r.SubMask&(1<<*a.Bit) != 0})
 	}
 	return row
