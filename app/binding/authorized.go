@@ -161,6 +161,9 @@ func (s *Service) bindAuthorized(ctx context.Context, tenantID int64, who Actor,
 		}
 		return s.audit(tx, tenantID, who, models.AuditAppBound, app.AppID, detail)
 	})
+	// A rebinding reuses the row and its callback key; its secrets and mode
+	// (own token, or the platform's) may be new.
+	s.forgetCallback(app)
 	switch {
 	case errors.Is(err, models.ErrAppHeldElsewhere):
 		return nil, &Refusal{Reason: RefuseHeldElsewhere, AppName: app.Name, Err: err}

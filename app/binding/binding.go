@@ -28,6 +28,7 @@ type Service struct {
 	sealer *models.Sealer
 	now    func() time.Time
 	log    *slog.Logger
+	forget func(key string)
 }
 
 // Config is what a Service is built from.
@@ -37,11 +38,16 @@ type Config struct {
 	Sealer *models.Sealer
 	Now    func() time.Time
 	Log    *slog.Logger
+	// ForgetCallback is called, after an app was bound, rebound or unbound,
+	// with each key its pushes may arrive under (its callback key and its
+	// appid): the portal drops the callback secrets it keeps in memory for
+	// them (ingest.Callbacks.ForgetApp). Nil: nothing is told.
+	ForgetCallback func(key string)
 }
 
 // New builds a Service.
 func New(cfg Config) *Service {
-	s := &Service{db: cfg.DB, wx: cfg.WeChat, sealer: cfg.Sealer, now: cfg.Now, log: cfg.Log}
+	s := &Service{db: cfg.DB, wx: cfg.WeChat, sealer: cfg.Sealer, now: cfg.Now, log: cfg.Log, forget: cfg.ForgetCallback}
 	if s.now == nil {
 		s.now = func() time.Time { return time.Now().UTC() }
 	}
@@ -49,6 +55,22 @@ func New(cfg Config) *Service {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	return s
+}
+
+// forgetCallback tells the portal that the app's callback secrets or binding
+// may have changed: under its callback key, and under its appid, by which an
+// authorized app's pushes also arrive (the platform's $APPID$ URL). It is
+// called whether or not the change committed: forgetting costs one read.
+func (s *Service) forgetCallback(app *models.App) {
+	if s.forget == nil || app == nil {
+		return
+	}
+	if app.CallbackKey != "" {
+		s.forget(app.CallbackKey)
+	}
+	if app.AppID != "" {
+		s.forget(app.AppID)
+	}
 }
 
 // Actor is who acts, as the audit log records it.

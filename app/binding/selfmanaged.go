@@ -189,6 +189,8 @@ func (s *Service) BindSelfManaged(ctx context.Context, tenantID int64, who Actor
 		}
 		return s.audit(tx, tenantID, who, models.AuditAppBound, app.AppID, detail)
 	})
+	// A rebinding reuses the row and its callback key, with the new token and key.
+	s.forgetCallback(app)
 	if errors.Is(err, models.ErrAppHeldElsewhere) {
 		return nil, &Refusal{Reason: RefuseHeldElsewhere, AppName: app.Name, Err: err}
 	}
@@ -279,6 +281,9 @@ func (s *Service) Unbind(ctx context.Context, tenantID int64, who Actor, id int6
 		}
 		return s.audit(tx, tenantID, who, models.AuditAppUnbound, app.AppID, app.Name+"; identities kept")
 	})
+	// The app's callback URL must stop taking pushes now, not when this
+	// instance's copy of its secrets expires.
+	s.forgetCallback(app)
 	if err != nil {
 		return nil, err
 	}

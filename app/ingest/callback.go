@@ -45,6 +45,9 @@ type Callbacks struct {
 
 	mu   sync.Mutex
 	apps map[string]cachedApp // by callback key
+	// forgets counts ForgetApp calls: a look-up that read the database before
+	// one does not keep what it read, which may be the secrets just dropped.
+	forgets uint64
 
 	startOnce sync.Once
 	queue     chan *inboxItem
@@ -64,10 +67,15 @@ type CallbacksConfig struct {
 	// are signed and encrypted with its token and key.
 	Component wechat.Component
 
-	AckBudget   time.Duration // longest wait to store a push before refusing it; default 4 s
-	Writers     int           // concurrent inbox inserts; default 4
-	MaxBatch    int           // most pushes per insert; default 500
-	AppCacheTTL time.Duration // how long an app's callback secrets are kept in memory; default 30 s
+	AckBudget time.Duration // longest wait to store a push before refusing it; default 4 s
+	Writers   int           // concurrent inbox inserts; default 4
+	MaxBatch  int           // most pushes per insert; default 500
+	// AppCacheTTL is how long an app's callback secrets are kept in memory;
+	// default 30 s. When an admin unbinds or rebinds an app, the portal calls
+	// ForgetApp on the instance that served the admin, which refuses the old
+	// secrets at once; other instances know nothing of it and keep accepting
+	// pushes signed with them until their copy is this old.
+	AppCacheTTL time.Duration
 	ClaimBatch  int           // events the worker resolves at once; default 1000
 	Lease       time.Duration // how long a claimed batch is the worker's; default 2 min
 	Poll        time.Duration // how often the worker looks for events stored elsewhere; default 1 s
@@ -127,6 +135,7 @@ func (c *Callbacks) app(ctx context.Context, key string) (*callbackApp, error) {
 	now := time.Now()
 	c.mu.Lock()
 	hit, ok := c.apps[key]
+	forgets := c.forgets
 	c.mu.Unlock()
 	if ok && now.Sub(hit.loaded) < c.cfg.AppCacheTTL {
 		return hit.app, nil
@@ -148,7 +157,7 @@ func (c *Callbacks) app(ctx context.Context, key string) (*callbackApp, error) {
 	if len(c.apps) > 10000 {
 		clear(c.apps) // only bound apps are kept; past this many, start afresh rather than grow
 	}
-	if ca != nil {
+	if ca != nil && c.forgets == forgets {
 		c.apps[key] = cachedApp{app: ca, loaded: now}
 	}
 	c.mu.Unlock()
@@ -158,10 +167,13 @@ func (c *Callbacks) app(ctx context.Context, key string) (*callbackApp, error) {
 	return ca, nil
 }
 
-// ForgetApp drops a callback key from memory, after its secrets changed.
+// ForgetApp drops a callback key from memory, after its app was unbound or
+// its secrets changed: the next push under it reads the app again. Only this
+// instance forgets; others wait out AppCacheTTL.
 func (c *Callbacks) ForgetApp(key string) {
 	c.mu.Lock()
 	delete(c.apps, key)
+	c.forgets++
 	c.mu.Unlock()
 }
 

@@ -108,11 +108,14 @@ func NewServer(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: d.Config, db: d.DB, log: d.Log, sealer: d.Sealer, hasher: d.Hasher, authz: authz, now: d.Now, assets: assets}
-	s.apps = binding.New(binding.Config{DB: d.DB, WeChat: d.WeChat, Sealer: d.Sealer, Now: d.Now, Log: d.Log})
 	s.callbacks = d.Callbacks
 	if s.callbacks == nil {
 		s.callbacks = NewCallbacks(d)
 	}
+	// Binding, rebinding and unbinding an app drop its callback secrets from
+	// this instance's memory at once (others wait out the cache's TTL).
+	s.apps = binding.New(binding.Config{DB: d.DB, WeChat: d.WeChat, Sealer: d.Sealer, Now: d.Now, Log: d.Log,
+		ForgetCallback: s.callbacks.ForgetApp})
 	s.flows = ingest.NewFlows(ingest.FlowsConfig{DB: d.DB, WeChat: d.WeChat, Sealer: d.Sealer, Log: d.Log, Now: d.Now, PublicURL: d.Config.PublicURL})
 	s.apiLimiter = newRateLimiter(d.APIRate, time.Now)
 	s.importer = ingest.NewImporter(ingest.ImporterConfig{DB: d.DB, Log: d.Log, Now: d.Now, InlineRows: d.ImportInlineRows})
