@@ -74,6 +74,8 @@ func runServe(ctx context.Context, args []string, env *environment) error {
 	exporter := export.New(export.Config{DB: sys.db, Log: sys.log, Keep: sys.cfg.Export.Keep})
 	runner.Register(exporter.Kind())
 	workers.Go(func() { exporter.Sweep(background, 10*time.Minute) })
+	// Expired OAuth states and tickets, purged here rather than in visitors' requests.
+	workers.Go(func() { ingest.SweepOAuth(background, sys.db, sys.log, time.Minute) })
 	workers.Go(func() { _ = runner.Run(background) })
 	workers.Go(func() { _ = syncer.RunSchedules(background, time.Minute, runner.Wake) })
 

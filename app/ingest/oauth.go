@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -86,16 +88,8 @@ func (f *Flows) StartOAuth(ctx context.Context, key, scope, returnURL string) (s
 	if f.wx == nil {
 		return "", ErrNoWeChat
 	}
-	now := f.now()
-	if now.Unix()%64 == 0 { // now and then, not on every start
-		if _, err := models.PurgeOAuthStates(db, now.Add(-models.OAuthStateLifetime), 1000); err != nil {
-			f.log.Warn("ingest: purge oauth states", "err", err)
-		}
-		if _, err := models.PurgeOAuthTickets(db, now.Add(-models.OAuthTicketLifetime), 1000); err != nil {
-			f.log.Warn("ingest: purge oauth tickets", "err", err)
-		}
-	}
-	state, err := models.CreateOAuthState(db, a.TenantID, a.ID, scope, ret, now)
+	// Expired states and tickets are purged by SweepOAuth, off the visitor's request.
+	state, err := models.CreateOAuthState(db, a.TenantID, a.ID, scope, ret, f.now())
 	if err != nil {
 		return "", err
 	}
@@ -287,4 +281,50 @@ func fragment(u *url.URL) string {
 		return ""
 	}
 	return "#" + u.EscapedFragment()
+}
+
+// OAuthPurgeBatch is the most expired OAuth states, and as many tickets, one
+// purge round deletes: each DELETE stays small.
+const OAuthPurgeBatch = 1000
+
+// PurgeOAuth is one purge round: it deletes up to OAuthPurgeBatch OAuth
+// states, and as many tickets, that expired a lifetime or more before now,
+// and returns how many of each went.
+func PurgeOAuth(ctx context.Context, db *gorm.DB, now time.Time) (states, tickets int64, err error) {
+	db = db.WithContext(ctx)
+	if states, err = models.PurgeOAuthStates(db, now.Add(-models.OAuthStateLifetime), OAuthPurgeBatch); err != nil {
+		return 0, 0, err
+	}
+	if tickets, err = models.PurgeOAuthTickets(db, now.Add(-models.OAuthTicketLifetime), OAuthPurgeBatch); err != nil {
+		return states, 0, err
+	}
+	return states, tickets, nil
+}
+
+// SweepOAuth purges expired OAuth states and tickets every interval until
+// ctx ends, round after round while a round was full; serve runs it on every
+// instance (they pick the same oldest rows, which is harmless). The visitors'
+// requests never wait for it.
+func SweepOAuth(ctx context.Context, db *gorm.DB, log *slog.Logger, every time.Duration) {
+	if every <= 0 {
+		every = time.Minute
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		states, tickets, err := PurgeOAuth(ctx, db, time.Now().UTC())
+		if err != nil && ctx.Err() == nil {
+			log.Warn("ingest: purge expired oauth states and tickets", "err", err)
+		}
+		if err == nil && (states >= OAuthPurgeBatch || tickets >= OAuthPurgeBatch) {
+			continue // more are waiting
+		}
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
 }
