@@ -28,6 +28,9 @@ const (
 type browseCache struct {
 	mu sync.Mutex
 	m  map[int64]*browseEntry
+	// asked is when this instance last asked for each tenant's dashboard
+	// refresh on behalf of the list (see askRefresh).
+	asked map[int64]time.Time
 }
 
 type browseEntry struct {
@@ -40,7 +43,42 @@ type browseEntry struct {
 const (
 	appsFor      = 5 * time.Second
 	statsRecheck = 15 * time.Second
+	// refreshAskEvery: while a tenant's list stats are stale, this instance
+	// asks for a refresh (models.ClaimDashboardRefresh, a write) at most this
+	// often, however many list pages are served meanwhile. It outlasts
+	// statsRecheck, so the stats a finished refresh stored are seen before
+	// the next ask; a refresh that failed is asked again this much later (the
+	// claim's lease, dashboardLease, still decides across instances).
+	refreshAskEvery = 30 * time.Second
+	// refreshAsksKept bounds the tenants whose last ask is remembered.
+	refreshAsksKept = 10000
 )
+
+// askRefresh reports whether the list should ask for the tenant's dashboard
+// refresh now, and if so remembers that it did: false when this instance
+// asked less than refreshAskEvery ago.
+func (c *browseCache) askRefresh(tenantID int64, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if last, ok := c.asked[tenantID]; ok && !now.Before(last) && now.Sub(last) < refreshAskEvery {
+		return false
+	}
+	if c.asked == nil {
+		c.asked = map[int64]time.Time{}
+	}
+	if len(c.asked) >= refreshAsksKept {
+		for id, at := range c.asked {
+			if now.Sub(at) >= refreshAskEvery || now.Before(at) {
+				delete(c.asked, id)
+			}
+		}
+		if len(c.asked) >= refreshAsksKept {
+			clear(c.asked) // that many tenants asked within the interval: start afresh rather than grow
+		}
+	}
+	c.asked[tenantID] = now
+	return true
+}
 
 func (c *browseCache) entry(tenantID int64) browseEntry {
 	c.mu.Lock()
@@ -156,8 +194,12 @@ func (s *Server) customersPage(c *fiber.Ctx) error {
 			return err
 		}
 		// Estimates come from the stats kept with the dashboard: keep them
-		// reasonably fresh, and make them for a tenant that has none.
-		if (stats == nil && page.Total.AtLeast) || (stats != nil && s.now().Sub(stats.AsOf) > listStatsFresh) {
+		// reasonably fresh, and make them for a tenant that has none. Stale
+		// stats stay stale for every page served until a refresh is stored:
+		// ask once in a while, not on each page.
+		now := s.now()
+		if ((stats == nil && page.Total.AtLeast) || (stats != nil && now.Sub(stats.AsOf) > listStatsFresh)) &&
+			s.browse.askRefresh(sc.TenantID, now) {
 			s.refreshDashboardLater(sc.TenantID)
 		}
 		v.Total, v.Exact, v.AtLeast, v.AsOf = page.Total.N, page.Total.Exact, page.Total.AtLeast, page.Total.AsOf
