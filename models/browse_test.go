@@ -557,3 +557,62 @@ func TestListSourcePlanMatchesTheMeaning(t *testing.T) {
 		}
 	})
 }
+
+// TestListPrefixPlansMatchTheMeaning: a nickname prefix too common to count
+// is read either by walking the sort order or, where that would read more
+// entries, from the nickname index and sorted (planPrefix, MySQL). Both give
+// the prefix's customers in order, forward and back, under every sort and
+// with other filters.
+func TestListPrefixPlansMatchTheMeaning(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		tenant, apps, all, d := seededTenantWithStats(t, db, "browse-prefix", 400)
+		t.Cleanup(models.SetNicknameIndexMax(3))
+		// The commonest first letter of a nickname.
+		counts := map[string]int{}
+		for _, tr := range all {
+			if r := []rune(tr.nickname); len(r) > 0 {
+				counts[string(r[0])]++
+			}
+		}
+		prefix := ""
+		for p, n := range counts {
+			if n > counts[prefix] {
+				prefix = p
+			}
+		}
+		if counts[prefix] < 10 {
+			t.Fatalf("the commonest first letter %q starts only %d nicknames", prefix, counts[prefix])
+		}
+		rec := &sqlRecorder{Interface: logger.Discard}
+		traced := db.Session(&gorm.Session{Logger: rec})
+		mysql := models.Dialect(db) == models.DialectMySQL
+		// Stats of a tenant 1,000 times the size make the sort the cheaper
+		// plan; of a tenant of one customer, the walk.
+		huge, tiny := *d.Stats, *d.Stats
+		huge.Total, tiny.Total = d.Stats.Total*1000, 1
+		for plan, stats := range map[string]*models.ListStats{"sorted": &huge, "walked": &tiny} {
+			for _, sort := range []string{"", models.SortFirstSeen, models.SortLastSeenAsc, models.SortFirstSeenAsc} {
+				for i, f := range []models.CustomerFilter{
+					{Query: prefix, Sort: sort},
+					{Query: prefix, Sort: sort, LastFrom: day(t, "2026-01-01")},
+					{Query: prefix, Sort: sort, AppID: apps[0].ID},
+				} {
+					t.Run(fmt.Sprintf("%s/%s/%d", plan, sort, i), func(t *testing.T) {
+						rec.take()
+						walkList(t, traced, tenant, f, apps, models.ListOptions{Limit: 4, Stats: stats}, expectedOrder(all, f, apps))
+						if !mysql {
+							return
+						}
+						fromNickname := false
+						for _, s := range rec.take() {
+							fromNickname = fromNickname || (strings.Contains(s, "FORCE INDEX (ix_customers_tenant_nickname)") && strings.Contains(s, "ORDER BY"))
+						}
+						if fromNickname != (plan == "sorted") {
+							t.Errorf("pages read from the nickname index: %v, want %v", fromNickname, plan == "sorted")
+						}
+					})
+				}
+			}
+		}
+	})
+}
