@@ -148,6 +148,12 @@ const (
 // rawUnscopedTable names a tenant-owned table that raw SQL reads or writes
 // without a tenant_id test, "" when there is none.
 func rawUnscopedTable(raw string) string {
+	if len(raw) > rawVerdictMaxLen {
+		// A long statement is long for its placeholder lists (a bulk
+		// insert's rows, an IN list): its shape without them is what the
+		// check reads, and what the verdict is remembered by.
+		raw = placeholderShape(raw)
+	}
 	if v, ok := rawVerdicts.Load(raw); ok {
 		return v.(string)
 	}
@@ -158,6 +164,48 @@ func rawUnscopedTable(raw string) string {
 		}
 	}
 	return table
+}
+
+// placeholderShape is raw with every run of placeholder lists — the
+// characters ? , ( ) and spaces, holding at least two ?, as in
+// "(?,?),(?,?)" or "IN (?,?,?)" — written as " (?) ". Those characters name
+// no table and no column, so the guard's verdict on the shape is its verdict
+// on the statement; the shape of a bulk statement does not depend on its
+// number of rows.
+func placeholderShape(raw string) string {
+	var b strings.Builder
+	b.Grow(256)
+	inList := func(c byte) bool { return c == '?' || c == ',' || c == '(' || c == ')' || c == ' ' }
+	for i := 0; i < len(raw); {
+		if !inList(raw[i]) {
+			b.WriteByte(raw[i])
+			i++
+			continue
+		}
+		j, marks := i, 0
+		for j < len(raw) && inList(raw[j]) {
+			if raw[j] == '?' {
+				marks++
+			}
+			j++
+		}
+		if marks >= 2 {
+			b.WriteString(" (?) ")
+		} else {
+			b.WriteString(raw[i:j])
+		}
+		i = j
+	}
+	return b.String()
+}
+
+// guardRaw refuses raw SQL that names a tenant-owned table without a
+// tenant_id test (ErrUnscopedQuery).
+func guardRaw(raw string) error {
+	if table := rawUnscopedTable(raw); table != "" {
+		return fmt.Errorf("%w: raw SQL on %s", ErrUnscopedQuery, table)
+	}
+	return nil
 }
 
 func checkRaw(raw string) string {
@@ -185,8 +233,8 @@ func guardWhere(db *gorm.DB) {
 	}
 	stmt := db.Statement
 	if raw := stmt.SQL.String(); raw != "" && stmt.Table == "" {
-		if table := rawUnscopedTable(raw); table != "" {
-			_ = db.AddError(fmt.Errorf("%w: raw SQL on %s", ErrUnscopedQuery, table))
+		if err := guardRaw(raw); err != nil {
+			_ = db.AddError(err)
 		}
 		return
 	}

@@ -23,11 +23,20 @@ import (
 // and Resolve refuses a tenant id ≤ 0 before any of them runs.
 
 // exec and query run a statement built here on the transaction's connection.
+// exec and query run resolve's statements on its transaction's connection,
+// below gorm's callbacks (its bulk statements are built by hand), so they
+// apply the tenant guard's check of raw SQL themselves.
 func (r *resolver) exec(q string, args ...any) (sql.Result, error) {
+	if err := guardRaw(q); err != nil {
+		return nil, err
+	}
 	return r.tx.Statement.ConnPool.ExecContext(r.tx.Statement.Context, q, args...)
 }
 
 func (r *resolver) query(q string, args ...any) (*sql.Rows, error) {
+	if err := guardRaw(q); err != nil {
+		return nil, err
+	}
 	return r.tx.Statement.ConnPool.QueryContext(r.tx.Statement.Context, q, args...)
 }
 
