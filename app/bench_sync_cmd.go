@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -100,17 +99,11 @@ func runBenchSync(ctx context.Context, args []string, env *environment) error {
 	runner := jobs.New(jobs.Config{DB: db, Heartbeat: time.Second, Poll: 50 * time.Millisecond})
 	runner.Register(syncer.Kind())
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := benchkit.StartCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	admin := ingest.SyncActor{Email: "bench"}
 	mysqld := findProcess("mariadbd", "mysqld")
 	pass := func(name string) (time.Duration, *models.Job, error) {

@@ -128,13 +128,7 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, out
 	if err != nil {
 		return err
 	}
-	if *server == "" {
-		*server = getenv("ONEID_BENCH_MYSQL_URL")
-	}
-	if *server == "" {
-		*server = "mysql://root@127.0.0.1:3306/"
-	}
-	serverURL := strings.TrimRight(*server, "/") + "/"
+	serverURL := benchkit.MySQLServer(*server, getenv)
 	b := &bench{out: out, n: *n, keepPool: !*pool}
 	if err := b.openDatabase(ctx, serverURL, *dbName); err != nil {
 		return err

@@ -30,7 +30,6 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -40,7 +39,6 @@ import (
 	"oneid/app/bench/benchkit"
 	"oneid/app/config"
 	"oneid/app/web"
-	"oneid/migrations"
 	"oneid/models"
 )
 
@@ -85,25 +83,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 			}
 		}()
 	}
-	if *server == "" {
-		*server = getenv("ONEID_BENCH_MYSQL_URL")
+	stopProfile, err := benchkit.StartCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
-	if *server == "" {
-		*server = "mysql://root@127.0.0.1:3306/"
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
+	defer stopProfile()
 	b := &bench{out: out, n: *n}
-	if err := b.openDatabase(ctx, strings.TrimRight(*server, "/")+"/", *dbName); err != nil {
+	if err := b.openDatabase(ctx, benchkit.MySQLServer(*server, getenv), *dbName); err != nil {
 		return err
 	}
 	if err := b.ensureTenant(ctx); err != nil {
@@ -137,72 +123,26 @@ func (b *bench) logf(format string, args ...any) {
 }
 
 func (b *bench) openDatabase(ctx context.Context, server, name string) error {
-	admin, err := models.Open(server + "mysql")
-	if err != nil {
-		return err
-	}
-	if err := admin.Exec("CREATE DATABASE IF NOT EXISTS " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").Error; err != nil {
-		return fmt.Errorf("create database %s: %w", name, err)
-	}
-	// PRODUCT.md's targets are for a 2 GB buffer pool.
-	var pool int64
-	if err := admin.Raw("SELECT @@innodb_buffer_pool_size").Scan(&pool).Error; err == nil && pool < 2<<30 && !b.keepPool {
-		b.logf("innodb_buffer_pool_size is %d MB; setting 2048 MB as the targets assume", pool>>20)
-		if err := admin.Exec("SET GLOBAL innodb_buffer_pool_size = 2147483648").Error; err != nil {
-			b.logf("could not: %v (measuring anyway)", err)
-		}
-	}
-	if sqlDB, err := admin.DB(); err == nil {
-		_ = sqlDB.Close()
-	}
-	b.db, err = models.Open(server + name)
-	if err != nil {
-		return err
-	}
-	_, err = migrations.Apply(ctx, b.db)
+	var err error
+	b.db, err = benchkit.OpenDatabase(ctx, server, name, !b.keepPool, b.logf)
 	return err
 }
 
 // ensureTenant finds or makes the benchmark tenant with a marketer to sign in
 // as, and seeds it up to n customers.
 func (b *bench) ensureTenant(ctx context.Context) error {
-	db := b.db.WithContext(ctx)
-	hash, err := models.NewPasswordHasher(1).Hash(ctx, benchPassword)
+	tenant, err := benchkit.EnsureTenant(ctx, b.db, benchkit.Tenant{Slug: benchSlug, Name: "Bench Browse",
+		AdminEmail: "bench-admin@example.com", Email: benchEmail, Password: benchPassword})
 	if err != nil {
 		return err
-	}
-	tenant, err := models.FindTenantBySlug(db, benchSlug)
-	if errors.Is(err, models.ErrNotFound) {
-		tenant, _, err = models.CreateTenant(db, models.NewTenant{Name: "Bench Browse", PrincipalName: "倍驰数据（深圳）有限公司",
-			Admin: models.User{Email: "bench-admin@example.com", PasswordHash: hash, Locale: "zh-CN"}})
-	}
-	if err != nil {
-		return err
-	}
-	if tenant.Slug != benchSlug {
-		return fmt.Errorf("the benchmark tenant got slug %q, want %q", tenant.Slug, benchSlug)
 	}
 	b.tenant = tenant
-	user, err := models.FindUserByEmail(db, benchEmail)
-	if errors.Is(err, models.ErrNotFound) {
-		user = &models.User{Email: benchEmail, Name: "Bench Marketer", PasswordHash: hash, Locale: "zh-CN"}
-		if err = models.CreateUser(db, user); err == nil {
-			_, err = models.AddMember(db, tenant.ID, user.ID, models.RoleMarketer)
-		}
-	} else if err == nil {
-		// The database is the benchmark's own: make sure the password is known.
-		err = db.Model(&models.User{}).Where("id = ?", user.ID).Update("password_hash", hash).Error
-	}
+	seeded, err := benchkit.SeedCustomers(ctx, b.db, tenant, b.n, benchSlug, b.logf)
 	if err != nil {
 		return err
 	}
-
-	var have int64
-	if err := db.Model(&models.Customer{}).Scopes(models.ForTenant(tenant.ID)).Count(&have).Error; err != nil {
-		return err
-	}
-	if int(have) >= b.n {
-		b.logf("tenant %s already holds %d customers", benchSlug, have)
+	db := b.db.WithContext(ctx)
+	if !seeded {
 		// The dashboard's figures (and the list's stats) are computed by the
 		// seed; a database seeded by an older version may lack them.
 		if stats, err := models.LoadListStats(db, tenant.ID); err != nil || stats == nil {
@@ -213,21 +153,6 @@ func (b *bench) ensureTenant(ctx context.Context) error {
 			b.logf("computed the dashboard's figures in %.1fs", time.Since(start).Seconds())
 		}
 		return nil
-	}
-	add := b.n - int(have)
-	b.logf("seeding %d customers into %s (once; later runs reuse them)", add, benchSlug)
-	start := time.Now()
-	res, err := models.Seed(ctx, db, tenant.ID, models.SeedOptions{Customers: add, Seed: uint64(have) + 1, Progress: func(done int) {
-		if done%100000 == 0 {
-			b.logf("  %d customers, %.0fs", done, time.Since(start).Seconds())
-		}
-	}})
-	if err != nil {
-		return err
-	}
-	b.logf("seeded %d customers, %d identities in %.0fs; summarising", res.Customers, res.Identities, time.Since(start).Seconds())
-	if _, err := models.RebuildCustomerMasks(ctx, db, tenant.ID, nil); err != nil {
-		return err
 	}
 	_, err = models.RefreshDashboard(db, tenant.ID, time.Now().UTC())
 	return err

@@ -32,7 +32,6 @@ import (
 	"gorm.io/gorm"
 
 	"oneid/app/bench/benchkit"
-	"oneid/migrations"
 	"oneid/models"
 )
 
@@ -65,89 +64,21 @@ type bench struct {
 func (b *bench) logf(format string, args ...any) { fmt.Fprintf(b.out, format+"\n", args...) }
 
 func (b *bench) openDatabase(ctx context.Context) error {
-	admin, err := models.Open(b.server + "mysql")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if sqlDB, err := admin.DB(); err == nil {
-			_ = sqlDB.Close()
-		}
-	}()
-	if err := admin.Exec("CREATE DATABASE IF NOT EXISTS " + b.dbName + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").Error; err != nil {
-		return fmt.Errorf("create database %s: %w", b.dbName, err)
-	}
-	// PRODUCT.md's targets are for a 2 GB buffer pool.
-	var pool int64
-	if err := admin.Raw("SELECT @@innodb_buffer_pool_size").Scan(&pool).Error; err == nil && pool < 2<<30 {
-		b.logf("innodb_buffer_pool_size is %d MB; setting 2048 MB as the targets assume", pool>>20)
-		if err := admin.Exec("SET GLOBAL innodb_buffer_pool_size = 2147483648").Error; err != nil {
-			b.logf("could not: %v (measuring anyway)", err)
-		}
-	}
-	b.db, err = models.Open(b.server + b.dbName)
-	if err != nil {
-		return err
-	}
-	_, err = migrations.Apply(ctx, b.db)
+	var err error
+	b.db, err = benchkit.OpenDatabase(ctx, b.server, b.dbName, true, b.logf)
 	return err
 }
 
 // ensureTenant finds or makes the benchmark tenant with a marketer to sign in
 // as, and seeds it up to n customers (once: later runs reuse them).
 func (b *bench) ensureTenant(ctx context.Context) error {
-	db := b.db.WithContext(ctx)
-	hash, err := models.NewPasswordHasher(1).Hash(ctx, benchPassword)
+	tenant, err := benchkit.EnsureTenant(ctx, b.db, benchkit.Tenant{Slug: benchSlug, Name: "Bench Export",
+		AdminEmail: "bench-export-admin@example.com", Email: benchEmail, Password: benchPassword})
 	if err != nil {
 		return err
-	}
-	tenant, err := models.FindTenantBySlug(db, benchSlug)
-	if errors.Is(err, models.ErrNotFound) {
-		tenant, _, err = models.CreateTenant(db, models.NewTenant{Name: "Bench Export", PrincipalName: "倍驰数据（深圳）有限公司",
-			Admin: models.User{Email: "bench-export-admin@example.com", PasswordHash: hash, Locale: "zh-CN"}})
-	}
-	if err != nil {
-		return err
-	}
-	if tenant.Slug != benchSlug {
-		return fmt.Errorf("the benchmark tenant got slug %q, want %q", tenant.Slug, benchSlug)
 	}
 	b.tenant = tenant
-	user, err := models.FindUserByEmail(db, benchEmail)
-	if errors.Is(err, models.ErrNotFound) {
-		user = &models.User{Email: benchEmail, Name: "Bench Marketer", PasswordHash: hash, Locale: "zh-CN"}
-		if err = models.CreateUser(db, user); err == nil {
-			_, err = models.AddMember(db, tenant.ID, user.ID, models.RoleMarketer)
-		}
-	} else if err == nil {
-		// The database is the benchmark's own: make sure the password is known.
-		err = db.Model(&models.User{}).Where("id = ?", user.ID).Update("password_hash", hash).Error
-	}
-	if err != nil {
-		return err
-	}
-	var have int64
-	if err := db.Model(&models.Customer{}).Scopes(models.ForTenant(tenant.ID)).Count(&have).Error; err != nil {
-		return err
-	}
-	if int(have) >= b.n {
-		b.logf("tenant %s already holds %d customers", benchSlug, have)
-		return nil
-	}
-	add := b.n - int(have)
-	b.logf("seeding %d customers into %s/%s (once; later runs reuse them)", add, b.dbName, benchSlug)
-	start := time.Now()
-	res, err := models.Seed(ctx, db, tenant.ID, models.SeedOptions{Customers: add, Seed: uint64(have) + 1, Progress: func(done int) {
-		if done%100000 == 0 {
-			b.logf("  %d customers, %.0fs", done, time.Since(start).Seconds())
-		}
-	}})
-	if err != nil {
-		return err
-	}
-	b.logf("seeded %d customers, %d identities in %.0fs; summarising", res.Customers, res.Identities, time.Since(start).Seconds())
-	// The list's filters read the customers' masks.
-	_, err = models.RebuildCustomerMasks(ctx, db, tenant.ID, nil)
+	_, err = benchkit.SeedCustomers(ctx, b.db, tenant, b.n, b.dbName+"/"+benchSlug, b.logf)
 	return err
 }
 
@@ -163,13 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *server == "" {
-		*server = getenv("ONEID_BENCH_MYSQL_URL")
-	}
-	if *server == "" {
-		*server = "mysql://root@127.0.0.1:3306/"
-	}
-	b := &bench{out: out, n: *n, server: strings.TrimRight(*server, "/") + "/", dbName: *dbName}
+	b := &bench{out: out, n: *n, server: benchkit.MySQLServer(*server, getenv), dbName: *dbName}
 	if err := b.openDatabase(ctx); err != nil {
 		return err
 	}
