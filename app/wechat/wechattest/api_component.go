@@ -253,6 +253,60 @@ func (s *Sim) compFromToken(r *req, bodyComp string) (*component, *apiError) {
 	return s.comps[t.appID], nil
 }
 
+// componentBody is what every component call's body holds: the component.
+type componentBody struct {
+	Component string `json:"component_appid"`
+}
+
+func (b componentBody) component() string { return b.Component }
+
+// authorizerBody is the body of a component call about an app that
+// authorized it.
+type authorizerBody struct {
+	componentBody
+	Authorizer string `json:"authorizer_appid"`
+}
+
+func (b authorizerBody) authorizer() string { return b.Authorizer }
+
+// componentCall decodes a component call's body into b (47001) and checks
+// the call's component_access_token against the component it names; s.mu
+// held.
+func (s *Sim) componentCall(r *req, b interface{ component() string }) (*component, *apiError) {
+	if e := decodeBody(r, b); e != nil {
+		return nil, e
+	}
+	return s.compFromToken(r, b.component())
+}
+
+// authorizerCall is componentCall for a call about an app (authorizer_appid):
+// the component, and the app (40013 when unknown) with its grant to the
+// component, nil unless active; s.mu held.
+func (s *Sim) authorizerCall(r *req, b interface {
+	component() string
+	authorizer() string
+}) (*component, *app, *grant, *apiError) {
+	c, e := s.componentCall(r, b)
+	if e != nil {
+		return nil, nil, nil, e
+	}
+	a, g, e := s.authorizedApp(c.AppID, b.authorizer())
+	return c, a, g, e
+}
+
+// authorizedApp is app appID (40013 when unknown) and its grant to the
+// component, nil unless active; s.mu held.
+func (s *Sim) authorizedApp(componentAppID, appID string) (*app, *grant, *apiError) {
+	a := s.apps[appID]
+	if a == nil {
+		return nil, nil, errc(wechat.CodeInvalidAppID)
+	}
+	if g := a.grants[componentAppID]; g != nil && g.active {
+		return a, g, nil
+	}
+	return a, nil, nil
+}
+
 // hComponentToken is api_component_token: the ticket must be one pushed in the last 12 h.
 func (s *Sim) hComponentToken(r *req) (any, *apiError) {
 	var b struct {
@@ -289,15 +343,10 @@ func (s *Sim) hComponentToken(r *req) (any, *apiError) {
 }
 
 func (s *Sim) hPreAuthCode(r *req) (any, *apiError) {
-	var b struct {
-		AppID string `json:"component_appid"`
-	}
-	if e := decodeBody(r, &b); e != nil {
-		return nil, e
-	}
+	var b componentBody
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, e := s.compFromToken(r, b.AppID)
+	c, e := s.componentCall(r, &b)
 	if e != nil {
 		return nil, e
 	}
@@ -317,15 +366,12 @@ func (s *Sim) funcInfo(funcs []int) []map[string]any {
 // hQueryAuth is api_query_auth: a single-use auth code (61009) that lives an hour (61010).
 func (s *Sim) hQueryAuth(r *req) (any, *apiError) {
 	var b struct {
-		AppID string `json:"component_appid"`
-		Code  string `json:"authorization_code"`
-	}
-	if e := decodeBody(r, &b); e != nil {
-		return nil, e
+		componentBody
+		Code string `json:"authorization_code"`
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, e := s.compFromToken(r, b.AppID)
+	c, e := s.componentCall(r, &b)
 	if e != nil {
 		return nil, e
 	}
@@ -366,25 +412,16 @@ func (s *Sim) retireAuthorizerTokens(appID string, keep *token) {
 // hAuthorizerToken is api_authorizer_token; the refresh token stays the same.
 func (s *Sim) hAuthorizerToken(r *req) (any, *apiError) {
 	var b struct {
-		AppID   string `json:"component_appid"`
-		Auth    string `json:"authorizer_appid"`
+		authorizerBody
 		Refresh string `json:"authorizer_refresh_token"`
-	}
-	if e := decodeBody(r, &b); e != nil {
-		return nil, e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, e := s.compFromToken(r, b.AppID)
+	_, a, g, e := s.authorizerCall(r, &b)
 	if e != nil {
 		return nil, e
 	}
-	a := s.apps[b.Auth]
-	if a == nil {
-		return nil, errc(wechat.CodeInvalidAppID)
-	}
-	g := a.grants[c.AppID]
-	if g == nil || !g.active || g.refresh != b.Refresh {
+	if g == nil || g.refresh != b.Refresh {
 		return nil, errc(61023)
 	}
 	if e := s.admit(a.AppID, r.path); e != nil {
@@ -397,25 +434,14 @@ func (s *Sim) hAuthorizerToken(r *req) (any, *apiError) {
 
 // hAuthorizerInfo is api_get_authorizer_info.
 func (s *Sim) hAuthorizerInfo(r *req) (any, *apiError) {
-	var b struct {
-		AppID string `json:"component_appid"`
-		Auth  string `json:"authorizer_appid"`
-	}
-	if e := decodeBody(r, &b); e != nil {
-		return nil, e
-	}
+	var b authorizerBody
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, e := s.compFromToken(r, b.AppID)
+	_, a, g, e := s.authorizerCall(r, &b)
 	if e != nil {
 		return nil, e
 	}
-	a := s.apps[b.Auth]
-	if a == nil {
-		return nil, errc(wechat.CodeInvalidAppID)
-	}
-	g := a.grants[c.AppID]
-	if g == nil || !g.active {
+	if g == nil {
 		return nil, errc(61003)
 	}
 	info := map[string]any{

@@ -89,37 +89,38 @@ func (s *Sim) useCode(kind, appID, v string) (*code, *apiError) {
 // componentApp checks a component call on behalf of an app: the component
 // token, and that the app authorized that component; s.mu held.
 func (s *Sim) componentApp(r *req) (*app, *apiError) {
-	t, e := s.liveToken(r.q.Get("component_access_token"), "component")
+	c, e := s.compFromToken(r, r.q.Get("component_appid"))
 	if e != nil {
 		return nil, e
 	}
-	if r.q.Get("component_appid") != t.appID {
-		return nil, errc(wechat.CodeInvalidAppID)
+	a, g, e := s.authorizedApp(c.AppID, r.q.Get("appid"))
+	if e != nil {
+		return nil, e
 	}
-	a := s.apps[r.q.Get("appid")]
-	if a == nil {
-		return nil, errc(wechat.CodeInvalidAppID)
-	}
-	if g := a.grants[t.appID]; g == nil || !g.active {
+	if g == nil {
 		return nil, errc(61003)
 	}
 	return a, nil
 }
 
-// hOAuthToken is sns/oauth2/access_token and its component variant.
-func (s *Sim) hOAuthToken(r *req) (any, *apiError) {
+// codeApp is the app exchanging a code (grant_type authorization_code, 40002
+// otherwise): on componentPath a component acting for it (componentApp),
+// else the app itself by appid and secret; s.mu held.
+func (s *Sim) codeApp(r *req, componentPath string) (*app, *apiError) {
 	if r.q.Get("grant_type") != "authorization_code" {
 		return nil, errc(40002)
 	}
+	if r.path == componentPath {
+		return s.componentApp(r)
+	}
+	return s.checkSecret(r.q.Get("appid"), r.q.Get("secret"))
+}
+
+// hOAuthToken is sns/oauth2/access_token and its component variant.
+func (s *Sim) hOAuthToken(r *req) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var a *app
-	var e *apiError
-	if r.path == "sns/oauth2/component/access_token" {
-		a, e = s.componentApp(r)
-	} else {
-		a, e = s.checkSecret(r.q.Get("appid"), r.q.Get("secret"))
-	}
+	a, e := s.codeApp(r, "sns/oauth2/component/access_token")
 	if e != nil {
 		return nil, e
 	}
@@ -228,18 +229,9 @@ func (s *Sim) hSNSAuth(r *req) (any, *apiError) {
 // hJSCode is sns/jscode2session and its component variant: single-use codes
 // living 5 minutes, 40226 for blocked users, 100 logins per user per minute.
 func (s *Sim) hJSCode(r *req) (any, *apiError) {
-	if r.q.Get("grant_type") != "authorization_code" {
-		return nil, errc(40002)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var a *app
-	var e *apiError
-	if r.path == "sns/component/jscode2session" {
-		a, e = s.componentApp(r)
-	} else {
-		a, e = s.checkSecret(r.q.Get("appid"), r.q.Get("secret"))
-	}
+	a, e := s.codeApp(r, "sns/component/jscode2session")
 	if e != nil {
 		return nil, e
 	}

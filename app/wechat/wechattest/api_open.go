@@ -38,6 +38,20 @@ func (s *Sim) openCall(r *req) (*app, string, *apiError) {
 	return a, b.OpenAppID, nil
 }
 
+// openHandler is the handler of an open/* call: with s.mu held, openCall
+// resolves the call and h answers it for the app and the open_appid sent.
+func openHandler(h func(s *Sim, a *app, openAppID string) (any, *apiError)) handler {
+	return func(s *Sim, r *req) (any, *apiError) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		a, openAppID, e := s.openCall(r)
+		if e != nil {
+			return nil, e
+		}
+		return h(s, a, openAppID)
+	}
+}
+
 // bindLimit is 100 apps per open account, 5 for an unverified one made by the API.
 func bindLimit(o *openAccount) int {
 	if !o.Verified && o.CreatedByAPI {
@@ -46,13 +60,8 @@ func bindLimit(o *openAccount) int {
 	return 100
 }
 
-func (s *Sim) hOpenCreate(r *req) (any, *apiError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, _, e := s.openCall(r)
-	if e != nil {
-		return nil, e
-	}
+// openCreate is cgi-bin/open/create: a new open account bound to the app; s.mu held.
+func (s *Sim) openCreate(a *app, _ string) (any, *apiError) {
 	if a.OpenAppID != "" {
 		return nil, errc(wechat.CodeOpenAlreadyBound)
 	}
@@ -62,13 +71,8 @@ func (s *Sim) hOpenCreate(r *req) (any, *apiError) {
 	return map[string]any{"open_appid": o.OpenAppID, "errcode": 0, "errmsg": "ok"}, nil
 }
 
-func (s *Sim) hOpenBind(r *req) (any, *apiError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, openID, e := s.openCall(r)
-	if e != nil {
-		return nil, e
-	}
+// openBind is cgi-bin/open/bind: the app joins open_appid; s.mu held.
+func (s *Sim) openBind(a *app, openID string) (any, *apiError) {
 	o := s.opens[openID]
 	switch {
 	case o == nil:
@@ -87,13 +91,8 @@ func (s *Sim) hOpenBind(r *req) (any, *apiError) {
 	return okAnswer, nil
 }
 
-func (s *Sim) hOpenUnbind(r *req) (any, *apiError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, openID, e := s.openCall(r)
-	if e != nil {
-		return nil, e
-	}
+// openUnbind is cgi-bin/open/unbind: the app leaves open_appid; s.mu held.
+func (s *Sim) openUnbind(a *app, openID string) (any, *apiError) {
 	o := s.opens[openID]
 	switch {
 	case o == nil || a.OpenAppID != openID:
@@ -106,13 +105,8 @@ func (s *Sim) hOpenUnbind(r *req) (any, *apiError) {
 	return okAnswer, nil
 }
 
-func (s *Sim) hOpenGet(r *req) (any, *apiError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, _, e := s.openCall(r)
-	if e != nil {
-		return nil, e
-	}
+// openGet is cgi-bin/open/get: the app's open account; s.mu held.
+func (s *Sim) openGet(a *app, _ string) (any, *apiError) {
 	if a.OpenAppID == "" {
 		return nil, errc(wechat.CodeOpenNotExists)
 	}

@@ -103,10 +103,10 @@ func (s *Sim) routes() map[string]route {
 		"cgi-bin/component/api_query_auth":          {true, (*Sim).hQueryAuth},
 		"cgi-bin/component/api_authorizer_token":    {true, (*Sim).hAuthorizerToken},
 		"cgi-bin/component/api_get_authorizer_info": {true, (*Sim).hAuthorizerInfo},
-		"cgi-bin/open/create":                       {true, (*Sim).hOpenCreate},
-		"cgi-bin/open/bind":                         {true, (*Sim).hOpenBind},
-		"cgi-bin/open/unbind":                       {true, (*Sim).hOpenUnbind},
-		"cgi-bin/open/get":                          {true, (*Sim).hOpenGet},
+		"cgi-bin/open/create":                       {true, openHandler((*Sim).openCreate)},
+		"cgi-bin/open/bind":                         {true, openHandler((*Sim).openBind)},
+		"cgi-bin/open/unbind":                       {true, openHandler((*Sim).openUnbind)},
+		"cgi-bin/open/get":                          {true, openHandler((*Sim).openGet)},
 	}
 }
 
