@@ -177,20 +177,54 @@ func (c *csvWriter) end() {
 	c.started = false
 }
 
-// ProfileEncoder writes a profiles export: one line per customer with its id,
-// UnionID, nickname, first and last seen, then one OpenID column per app.
-type ProfileEncoder struct {
+// csvFile is what both encoders share: the writer, the file's header and
+// format, and whether it has begun (byte order mark and header written).
+type csvFile struct {
 	csv    csvWriter
 	header []string
 	format ExportFormat
 	begun  bool
 }
 
+// begin writes the byte order mark, if asked for, and the header, once.
+func (f *csvFile) begin() {
+	if f.begun {
+		return
+	}
+	f.begun = true
+	if f.format.BOM {
+		f.csv.w.WriteString("\uFEFF")
+	}
+	for _, h := range f.header {
+		f.csv.text(h)
+	}
+	f.csv.end()
+}
+
+// Flush sends what is buffered on (after each batch) and reports the first
+// error of any write so far.
+func (f *csvFile) Flush() error {
+	f.begin()
+	return f.csv.w.Flush()
+}
+
+// Close ends the file: the header at least, everything flushed.
+func (f *csvFile) Close() error { return f.Flush() }
+
+// Resume continues a file whose header is written already.
+func (f *csvFile) Resume() { f.begun = true }
+
+// ProfileEncoder writes a profiles export: one line per customer with its id,
+// UnionID, nickname, first and last seen, then one OpenID column per app.
+type ProfileEncoder struct {
+	csvFile
+}
+
 // NewProfileEncoder writes a profiles export of the given apps (the columns)
 // to w, with headers in the context's language unless the format asks for
 // machine names.
 func NewProfileEncoder(ctx context.Context, w io.Writer, apps []models.BrowseApp, f ExportFormat) *ProfileEncoder {
-	return &ProfileEncoder{csv: newCSVWriter(w), header: ProfileHeader(ctx, apps, f), format: f}
+	return &ProfileEncoder{csvFile{csv: newCSVWriter(w), header: ProfileHeader(ctx, apps, f), format: f}}
 }
 
 // ProfileHeader is the first line of a profiles export.
@@ -219,20 +253,6 @@ func ProfileHeader(ctx context.Context, apps []models.BrowseApp, f ExportFormat)
 	return h
 }
 
-func (e *ProfileEncoder) begin() {
-	if e.begun {
-		return
-	}
-	e.begun = true
-	if e.format.BOM {
-		e.csv.w.WriteString("\uFEFF")
-	}
-	for _, h := range e.header {
-		e.csv.text(h)
-	}
-	e.csv.end()
-}
-
 // Encode writes one customer.
 func (e *ProfileEncoder) Encode(r *models.ProfileRow) {
 	e.begin()
@@ -248,27 +268,14 @@ func (e *ProfileEncoder) Encode(r *models.ProfileRow) {
 	c.end()
 }
 
-// Flush sends what is buffered on (after each batch) and reports the first
-// error of any write so far.
-func (e *ProfileEncoder) Flush() error {
-	e.begin()
-	return e.csv.w.Flush()
-}
-
-// Close ends the file: the header at least, everything flushed.
-func (e *ProfileEncoder) Close() error { return e.Flush() }
-
 // IdentityEncoder writes an identities export: one line per identity with its
 // customer id and UnionID, the app's name and AppID, the OpenID, whether it
 // follows and since when, where it was first seen, first and last seen.
 type IdentityEncoder struct {
-	csv      csvWriter
-	header   []string
+	csvFile
 	apps     []models.BrowseApp
-	format   ExportFormat
 	yes, no  []byte
 	sources  map[string][]byte
-	begun    bool
 	appNames [][]byte
 	appIDs   [][]byte
 }
@@ -276,7 +283,7 @@ type IdentityEncoder struct {
 // NewIdentityEncoder writes an identities export to w; apps are the export's
 // (models.ExportBatch.Apps), which IdentityRow.App indexes.
 func NewIdentityEncoder(ctx context.Context, w io.Writer, apps []models.BrowseApp, f ExportFormat) *IdentityEncoder {
-	e := &IdentityEncoder{csv: newCSVWriter(w), header: IdentityHeader(ctx, f), apps: apps, format: f,
+	e := &IdentityEncoder{csvFile: csvFile{csv: newCSVWriter(w), header: IdentityHeader(ctx, f), format: f}, apps: apps,
 		yes: []byte("true"), no: []byte("false"), sources: map[string][]byte{}}
 	if !f.MachineNames {
 		e.yes, e.no = []byte(T(ctx, "export.yes")), []byte(T(ctx, "export.no"))
@@ -300,20 +307,6 @@ func IdentityHeader(ctx context.Context, f ExportFormat) []string {
 	return []string{T(ctx, "export.col.customer_id"), "UnionID", T(ctx, "export.col.app_name"), "AppID", "OpenID",
 		T(ctx, "export.col.subscribed"), T(ctx, "export.col.subscribe_time"), T(ctx, "export.col.source"),
 		T(ctx, "export.col.first_seen"), T(ctx, "export.col.last_seen")}
-}
-
-func (e *IdentityEncoder) begin() {
-	if e.begun {
-		return
-	}
-	e.begun = true
-	if e.format.BOM {
-		e.csv.w.WriteString("\uFEFF")
-	}
-	for _, h := range e.header {
-		e.csv.text(h)
-	}
-	e.csv.end()
 }
 
 // Encode writes one identity.
@@ -341,15 +334,6 @@ func (e *IdentityEncoder) Encode(r *models.IdentityRow) {
 	c.end()
 }
 
-// Flush sends what is buffered on and reports the first write error so far.
-func (e *IdentityEncoder) Flush() error {
-	e.begin()
-	return e.csv.w.Flush()
-}
-
-// Close ends the file.
-func (e *IdentityEncoder) Close() error { return e.Flush() }
-
 // ExportEncoder is either encoder, for code that writes a batch of any shape.
 type ExportEncoder interface {
 	EncodeBatch(b *models.ExportBatch)
@@ -358,12 +342,6 @@ type ExportEncoder interface {
 	Flush() error
 	Close() error
 }
-
-// Resume continues a file whose header is written already.
-func (e *ProfileEncoder) Resume() { e.begun = true }
-
-// Resume continues a file whose header is written already.
-func (e *IdentityEncoder) Resume() { e.begun = true }
 
 // EncodeBatch writes every profile of a batch.
 func (e *ProfileEncoder) EncodeBatch(b *models.ExportBatch) {

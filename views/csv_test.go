@@ -194,6 +194,39 @@ func TestIdentityEncoder(t *testing.T) {
 	}
 }
 
+// TestResumedExport: a resumed file of either shape goes on with rows, no
+// byte order mark and no header, even when it gets none.
+func TestResumedExport(t *testing.T) {
+	apps := []models.BrowseApp{{ID: 1, Name: "品牌服务号", AppID: "wx1"}}
+	at := time.Date(2025, 3, 1, 16, 30, 5, 0, time.UTC)
+	batch := &models.ExportBatch{
+		Profiles:   []models.ProfileRow{{ID: 7, FirstSeen: at, LastSeen: at, OpenIDs: [][]byte{[]byte("oA")}}},
+		Identities: []models.IdentityRow{{CustomerID: 7, OpenID: []byte("oA"), Source: []byte("other"), FirstSeen: at, LastSeen: at}},
+	}
+	f := ExportFormat{BOM: true, MachineNames: true}
+	for shape, want := range map[string]string{
+		models.ExportProfiles:   "7,,,2025-03-02T00:30:05+08:00,2025-03-02T00:30:05+08:00,oA\r\n",
+		models.ExportIdentities: "7,,品牌服务号,wx1,oA,false,,other,2025-03-02T00:30:05+08:00,2025-03-02T00:30:05+08:00\r\n",
+	} {
+		var buf bytes.Buffer
+		e := NewExportEncoder(context.Background(), &buf, shape, apps, f)
+		e.Resume()
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if buf.Len() != 0 {
+			t.Errorf("%s: a resumed file with no rows got %q", shape, buf.String())
+		}
+		e.EncodeBatch(batch)
+		if err := e.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if buf.String() != want {
+			t.Errorf("%s resumed:\n%q\nwant\n%q", shape, buf.String(), want)
+		}
+	}
+}
+
 func BenchmarkProfileEncoder(b *testing.B) {
 	apps := make([]models.BrowseApp, 6)
 	row := models.ProfileRow{ID: 1234567, UnionID: []byte("oAbCdEfGhIjKlMnOpQrStUvWxYz0"), Nickname: []byte("Lucky王小明"),
