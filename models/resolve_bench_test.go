@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -40,37 +41,43 @@ func mustResolve(b *testing.B, w *world, obs []models.Observation, want models.C
 	}
 }
 
-// BenchmarkResolveNewFollowers: a first sync, 1,000 new followers per op,
-// each a new customer (with a "followed" event).
-func BenchmarkResolveNewFollowers(b *testing.B) {
-	w := newWorld(b, dbtest.MySQL(b))
+// reportPerObs reports the benchmark's time per observation resolved.
+func reportPerObs(b *testing.B) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+}
+
+// benchNewFollowers times resolving b.N batches, batch(i) each (made before
+// the timer starts), of followers all new.
+func benchNewFollowers(b *testing.B, w *world, batch func(i int) []models.Observation) {
 	batches := make([][]models.Observation, b.N)
 	for i := range batches {
-		batches[i] = syncBatch(w, i, 1)
+		batches[i] = batch(i)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		mustResolve(b, w, batches[i], models.Created)
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+	reportPerObs(b)
+}
+
+// BenchmarkResolveNewFollowers: a first sync, 1,000 new followers per op,
+// each a new customer (with a "followed" event).
+func BenchmarkResolveNewFollowers(b *testing.B) {
+	w := newWorld(b, dbtest.MySQL(b))
+	benchNewFollowers(b, w, func(i int) []models.Observation { return syncBatch(w, i, 1) })
 }
 
 // BenchmarkResolveNewUnlinkedFollowers: a first sync of an account bound to
 // no open-platform account: 1,000 new unlinked customers per op.
 func BenchmarkResolveNewUnlinkedFollowers(b *testing.B) {
 	w := newWorld(b, dbtest.MySQL(b))
-	batches := make([][]models.Observation, b.N)
-	for i := range batches {
-		batches[i] = syncBatch(w, i, 1)
-		for j := range batches[i] {
-			batches[i][j].AppID = w.appN
+	benchNewFollowers(b, w, func(i int) []models.Observation {
+		batch := syncBatch(w, i, 1)
+		for j := range batch {
+			batch[j].AppID = w.appN
 		}
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		mustResolve(b, w, batches[i], models.Created)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+		return batch
+	})
 }
 
 // BenchmarkResolveSecondAppFollowers: a first sync of a second account in the
@@ -78,21 +85,15 @@ func BenchmarkResolveNewUnlinkedFollowers(b *testing.B) {
 // customer the first account's sync made (the upsert's update half).
 func BenchmarkResolveSecondAppFollowers(b *testing.B) {
 	w := newWorld(b, dbtest.MySQL(b))
-	batches := make([][]models.Observation, b.N)
-	for i := range batches {
-		first := syncBatch(w, i, 1)
-		mustResolve(b, w, first, models.Created)
-		batches[i] = syncBatch(w, i, 1)
-		for j := range batches[i] {
-			batches[i][j].AppID = w.appB
-			batches[i][j].OpenID = "oB" + batches[i][j].OpenID // same person (same unionid), another app
+	benchNewFollowers(b, w, func(i int) []models.Observation {
+		mustResolve(b, w, syncBatch(w, i, 1), models.Created)
+		batch := syncBatch(w, i, 1)
+		for j := range batch {
+			batch[j].AppID = w.appB
+			batch[j].OpenID = "oB" + batch[j].OpenID // same person (same unionid), another app
 		}
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		mustResolve(b, w, batches[i], models.Created)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+		return batch
+	})
 }
 
 // resyncWorld holds 100 batches of known followers.
@@ -106,41 +107,43 @@ func resyncWorld(b *testing.B) (*world, [][]models.Observation) {
 	return w, batches
 }
 
-// BenchmarkResolveUnchangedFollowers: the same 1,000 followers seen again in
-// the same pass: nothing to write.
-func BenchmarkResolveUnchangedFollowers(b *testing.B) {
+// benchResync times seeing resyncWorld's batches again, one an op in turn:
+// each(i, pass, obs) resolves op i's batch, which is seen in a new full pass
+// when pass changes.
+func benchResync(b *testing.B, each func(w *world, i int, pass int64, obs []models.Observation)) {
 	w, batches := resyncWorld(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		mustResolve(b, w, batches[i%len(batches)], models.Unchanged)
+		each(w, i, int64(2+i/len(batches)), batches[i%len(batches)])
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+	reportPerObs(b)
+}
+
+// BenchmarkResolveUnchangedFollowers: the same 1,000 followers seen again in
+// the same pass: nothing to write.
+func BenchmarkResolveUnchangedFollowers(b *testing.B) {
+	benchResync(b, func(w *world, _ int, _ int64, obs []models.Observation) {
+		mustResolve(b, w, obs, models.Unchanged)
+	})
 }
 
 // BenchmarkResolveResyncPass: a new full pass over 1,000 unchanged followers:
 // nothing changes but the pass mark (one narrow UPDATE).
 func BenchmarkResolveResyncPass(b *testing.B) {
-	w, batches := resyncWorld(b)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		obs := batches[i%len(batches)]
+	benchResync(b, func(w *world, _ int, pass int64, obs []models.Observation) {
 		for j := range obs {
-			obs[j].SyncPass = int64(2 + i/len(batches))
+			obs[j].SyncPass = pass
 		}
 		mustResolve(b, w, obs, models.Unchanged)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+	})
 }
 
 // BenchmarkResolveResyncFewChanged: a new pass in which 1% of followers had
 // unfollowed and come back.
 func BenchmarkResolveResyncFewChanged(b *testing.B) {
-	w, batches := resyncWorld(b)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		obs := batches[i%len(batches)]
+	benchResync(b, func(w *world, i int, pass int64, obs []models.Observation) {
 		for j := range obs {
-			obs[j].SyncPass = int64(2 + i/len(batches))
+			obs[j].SyncPass = pass
 			obs[j].At = at(10 + i)
 			if j%100 == 0 {
 				obs[j].SubscribeTime = at(5 + i)
@@ -149,92 +152,93 @@ func BenchmarkResolveResyncFewChanged(b *testing.B) {
 		if _, err := models.Resolve(w.db, w.tenant, obs); err != nil {
 			b.Fatal(err)
 		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+	})
 }
 
 // BenchmarkResolveSQLiteNewFollowers: the same first sync on SQLite.
 func BenchmarkResolveSQLiteNewFollowers(b *testing.B) {
 	w := newWorld(b, dbtest.SQLite(b))
-	batches := make([][]models.Observation, b.N)
-	for i := range batches {
-		batches[i] = syncBatch(w, i, 1)
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		mustResolve(b, w, batches[i], models.Created)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+	benchNewFollowers(b, w, func(i int) []models.Observation { return syncBatch(w, i, 1) })
 }
 
 // Peers: the same 1,000 identity rows written and read with bare SQL (no
 // resolution, no customer), for ratios in one run on a busy machine.
 
-func BenchmarkPeerInsert1000Identities(b *testing.B) {
-	w := newWorld(b, dbtest.MySQL(b))
+// rawDB is the world's database/sql handle, for the bare-SQL peers.
+func rawDB(b *testing.B, w *world) *sql.DB {
 	sqlDB, err := w.db.DB()
 	if err != nil {
 		b.Fatal(err)
 	}
-	cols := "tenant_id, app_id, customer_id, openid, unionid, subscribed, subscribe_time, subscribe_scene, source, " +
+	return sqlDB
+}
+
+// peerInsertIdentities inserts op's 1,000 identities of app with one bare
+// INSERT.
+func peerInsertIdentities(b *testing.B, sqlDB *sql.DB, w *world, app int64, op int) {
+	const cols = "tenant_id, app_id, customer_id, openid, unionid, subscribed, subscribe_time, subscribe_scene, source, " +
 		"nickname, avatar_url, first_seen_at, last_seen_at, created_at, updated_at"
-	row := "(?,?,?,?,?,1,?,'ADD_SCENE_QR_CODE','sync','','',?,?,?,?)"
+	args := make([]any, 0, benchBatch*10)
+	rows := make([]string, benchBatch)
+	for i := range rows {
+		rows[i] = "(?,?,?,?,?,1,?,'ADD_SCENE_QR_CODE','sync','','',?,?,?,?)"
+		openID := fmt.Sprintf("oPeer%06d_%04d", op, i)
+		args = append(args, w.tenant, app, op*benchBatch+i, openID, "u"+openID, t0, t0, t0, t0, t0)
+	}
+	if _, err := sqlDB.Exec("INSERT INTO identities ("+cols+") VALUES "+strings.Join(rows, ","), args...); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// peerSelectIdentities reads the batch's identities of app A with one bare
+// SELECT and says how many rows it read.
+func peerSelectIdentities(b *testing.B, sqlDB *sql.DB, w *world, batch []models.Observation) int {
+	args := []any{w.tenant, w.appA}
+	marks := make([]string, len(batch))
+	for i, o := range batch {
+		marks[i] = "?"
+		args = append(args, o.OpenID)
+	}
+	rows, err := sqlDB.Query("SELECT * FROM identities WHERE tenant_id = ? AND app_id = ? AND openid IN ("+
+		strings.Join(marks, ",")+")", args...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	return n
+}
+
+func BenchmarkPeerInsert1000Identities(b *testing.B) {
+	w := newWorld(b, dbtest.MySQL(b))
+	sqlDB := rawDB(b, w)
 	b.ResetTimer()
 	for op := 0; op < b.N; op++ {
-		args := make([]any, 0, benchBatch*10)
-		rows := make([]string, benchBatch)
-		for i := range rows {
-			rows[i] = row
-			openID := fmt.Sprintf("oPeer%06d_%04d", op, i)
-			args = append(args, w.tenant, w.appA, op*benchBatch+i, openID, "u"+openID, t0, t0, t0, t0, t0)
-		}
-		if _, err := sqlDB.Exec("INSERT INTO identities ("+cols+") VALUES "+strings.Join(rows, ","), args...); err != nil {
-			b.Fatal(err)
-		}
+		peerInsertIdentities(b, sqlDB, w, w.appA, op)
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+	reportPerObs(b)
 }
 
 func BenchmarkPeerSelect1000Identities(b *testing.B) {
 	w, batches := resyncWorld(b)
-	sqlDB, err := w.db.DB()
-	if err != nil {
-		b.Fatal(err)
-	}
+	sqlDB := rawDB(b, w)
 	b.ResetTimer()
 	for op := 0; op < b.N; op++ {
-		batch := batches[op%len(batches)]
-		args := []any{w.tenant, w.appA}
-		marks := make([]string, len(batch))
-		for i, o := range batch {
-			marks[i] = "?"
-			args = append(args, o.OpenID)
-		}
-		rows, err := sqlDB.Query("SELECT * FROM identities WHERE tenant_id = ? AND app_id = ? AND openid IN ("+
-			strings.Join(marks, ",")+")", args...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for rows.Next() {
-			n++
-		}
-		rows.Close()
-		if n != benchBatch {
+		if n := peerSelectIdentities(b, sqlDB, w, batches[op%len(batches)]); n != benchBatch {
 			b.Fatalf("%d rows", n)
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+	reportPerObs(b)
 }
 
 // BenchmarkPeerInsert1000Events: what one "followed" row per new follower
 // would add to a first sync (the reason Resolve writes none: followedOnSync).
 func BenchmarkPeerInsert1000Events(b *testing.B) {
 	w := newWorld(b, dbtest.MySQL(b))
-	sqlDB, err := w.db.DB()
-	if err != nil {
-		b.Fatal(err)
-	}
+	sqlDB := rawDB(b, w)
 	b.ResetTimer()
 	for op := 0; op < b.N; op++ {
 		args := make([]any, 0, benchBatch*6)
@@ -248,7 +252,7 @@ func BenchmarkPeerInsert1000Events(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/obs")
+	reportPerObs(b)
 }
 
 // BenchmarkResolveVsPeers runs each path beside its bare-SQL peer within every
@@ -257,40 +261,7 @@ func BenchmarkPeerInsert1000Events(b *testing.B) {
 // box). Reported: ms per 1,000 observations and the ratio to the peer.
 func BenchmarkResolveVsPeers(b *testing.B) {
 	w, known := resyncWorld(b)
-	sqlDB, err := w.db.DB()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cols := "tenant_id, app_id, customer_id, openid, unionid, subscribed, subscribe_time, subscribe_scene, source, " +
-		"nickname, avatar_url, first_seen_at, last_seen_at, created_at, updated_at"
-	peerInsert := func(op int) {
-		args := make([]any, 0, benchBatch*10)
-		rows := make([]string, benchBatch)
-		for i := range rows {
-			rows[i] = "(?,?,?,?,?,1,?,'ADD_SCENE_QR_CODE','sync','','',?,?,?,?)"
-			openID := fmt.Sprintf("oPeer%06d_%04d", op, i)
-			args = append(args, w.tenant, w.appC, op*benchBatch+i, openID, "u"+openID, t0, t0, t0, t0, t0)
-		}
-		if _, err := sqlDB.Exec("INSERT INTO identities ("+cols+") VALUES "+strings.Join(rows, ","), args...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	peerSelect := func(batch []models.Observation) {
-		args := []any{w.tenant, w.appA}
-		marks := make([]string, len(batch))
-		for i, o := range batch {
-			marks[i] = "?"
-			args = append(args, o.OpenID)
-		}
-		rows, err := sqlDB.Query("SELECT * FROM identities WHERE tenant_id = ? AND app_id = ? AND openid IN ("+
-			strings.Join(marks, ",")+")", args...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for rows.Next() {
-		}
-		rows.Close()
-	}
+	sqlDB := rawDB(b, w)
 	var d [6]time.Duration
 	timed := func(k int, f func()) {
 		start := time.Now()
@@ -305,10 +276,10 @@ func BenchmarkResolveVsPeers(b *testing.B) {
 			unlinkedNew[i].AppID = w.appN
 		}
 		seen := known[op%len(known)]
-		timed(0, func() { peerInsert(op) })
+		timed(0, func() { peerInsertIdentities(b, sqlDB, w, w.appC, op) })
 		timed(1, func() { mustResolve(b, w, linkedNew, models.Created) })
 		timed(2, func() { mustResolve(b, w, unlinkedNew, models.Created) })
-		timed(3, func() { peerSelect(seen) })
+		timed(3, func() { peerSelectIdentities(b, sqlDB, w, seen) })
 		timed(4, func() { mustResolve(b, w, seen, models.Unchanged) })
 		for i := range seen {
 			seen[i].SyncPass = int64(2 + op)
