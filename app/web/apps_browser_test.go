@@ -2,8 +2,6 @@ package web_test
 
 import (
 	"context"
-	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,20 +43,7 @@ func TestBrowserBindsAnAppWithWeChat(t *testing.T) {
 	wcfg.Component = wechat.Component{AppID: comp.AppID, Secret: comp.Secret, Token: comp.Token, AESKey: comp.AESKey}
 	wx := wechat.New(wcfg)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	app, err := web.New(web.Deps{
-		Config: config.Config{PublicURL: base, Addr: ln.Addr().String(), WeChat: config.WeChat{MPBase: sim.URL()}},
-		DB:     db, Log: slog.New(slog.DiscardHandler), Sealer: sealer, WeChat: wx,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = app.Listener(ln) }()
-	t.Cleanup(func() { _ = app.Shutdown() })
+	base := serveForBrowser(t, web.Deps{Config: config.Config{WeChat: config.WeChat{MPBase: sim.URL()}}, DB: db, Sealer: sealer, WeChat: wx})
 
 	// WeChat pushes the verify ticket to OneID's component endpoint.
 	sim.SetComponentCallback(comp.AppID, base+"/wechat/component")
@@ -66,29 +51,14 @@ func TestBrowserBindsAnAppWithWeChat(t *testing.T) {
 		t.Fatalf("verify ticket push: %+v, %v", d, err)
 	}
 
-	hasher := models.NewPasswordHasher(0)
-	hash, err := hasher.Hash(context.Background(), "correct horse battery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tenant, _, err := models.CreateTenant(db, models.NewTenant{Name: "示例咖啡", PrincipalName: appsPrincipal,
-		Admin: models.User{Email: "admin@coffee.example", Name: "王小明", PasswordHash: hash, Locale: "zh-CN"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tenant := coffeeTenant(t, db)
 	apps := base + "/t/" + tenant.Slug + "/apps"
 
 	b := browsertest.Start(t, browsertest.Options{Within: 90 * time.Second})
 	tab := b.Tab()
 	ctx := tab.Ctx
 
-	tab.Do("sign in",
-		chromedp.Navigate(base+"/signin"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="signin-form"]`)),
-		chromedp.SendKeys(chromedp.CSS("#f-email"), "admin@coffee.example"),
-		chromedp.SendKeys(chromedp.CSS("#f-password"), "correct horse battery"),
-	)
-	tab.Click("sign in", `[data-testid="signin-submit"]`)
+	signInTab(tab, base, coffeeAdmin)
 	tab.Do("apps page", chromedp.Navigate(apps), chromedp.WaitVisible(chromedp.CSS(`[data-testid="no-apps"]`)))
 	tab.Shot("apps-01-empty")
 

@@ -2,8 +2,6 @@ package web_test
 
 import (
 	"context"
-	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"oneid/app/config"
 	"oneid/app/ingest"
 	"oneid/app/jobs"
 	"oneid/app/web"
@@ -38,16 +35,7 @@ func TestBrowserSyncProgress(t *testing.T) {
 	sim.ExhaustQuota(limited.AppID, "cgi-bin/user/info/batchget", wechat.CodeDailyQuota)
 
 	sealer := testSealer(t)
-	hasher := models.NewPasswordHasher(0)
-	hash, err := hasher.Hash(context.Background(), "correct horse battery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tenant, _, err := models.CreateTenant(db, models.NewTenant{Name: "示例咖啡", PrincipalName: appsPrincipal,
-		Admin: models.User{Email: "admin@coffee.example", Name: "王小明", PasswordHash: hash, Locale: "zh-CN"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tenant := coffeeTenant(t, db)
 	oa := models.OpenAccount{OpenAppID: open, PrincipalName: appsPrincipal, Verified: true, CreatedVia: models.OpenViaDeclared, Declared: true}
 	if err := models.CreateOpenAccount(db, tenant.ID, &oa); err != nil {
 		t.Fatal(err)
@@ -65,19 +53,8 @@ func TestBrowserSyncProgress(t *testing.T) {
 		}
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
 	wx := wechat.New(sim.Config(wechattest.LoopbackOnly(t), wechat.NewMemoryStore()))
-	app, err := web.New(web.Deps{Config: config.Config{PublicURL: base, Addr: ln.Addr().String()},
-		DB: db, Log: slog.New(slog.DiscardHandler), Sealer: sealer, WeChat: wx})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = app.Listener(ln) }()
-	t.Cleanup(func() { _ = app.Shutdown() })
+	base := serveForBrowser(t, web.Deps{DB: db, Sealer: sealer, WeChat: wx})
 	// The job runner of this instance, as `oneid serve` starts it.
 	runner := jobs.New(jobs.Config{DB: db, Heartbeat: 400 * time.Millisecond, Poll: 100 * time.Millisecond})
 	runner.Register(ingest.NewSyncer(ingest.SyncConfig{DB: db, WeChat: wx, Sealer: sealer, Fetchers: 2, Writers: 1}).Kind())
@@ -92,13 +69,7 @@ func TestBrowserSyncProgress(t *testing.T) {
 	apps := base + "/t/" + tenant.Slug + "/apps"
 	row := `[data-testid="app-row"][data-appid="` + service.AppID + `"]`
 	cell := row + ` [data-testid="sync"]`
-	tab.Do("sign in",
-		chromedp.Navigate(base+"/signin"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="signin-form"]`)),
-		chromedp.SendKeys(chromedp.CSS("#f-email"), "admin@coffee.example"),
-		chromedp.SendKeys(chromedp.CSS("#f-password"), "correct horse battery"),
-	)
-	tab.Click("sign in", `[data-testid="signin-submit"]`)
+	signInTab(tab, base, coffeeAdmin)
 	tab.Do("apps page", chromedp.Navigate(apps), chromedp.WaitVisible(chromedp.CSS(row+` [data-testid="sync-start"]`)))
 	tab.Shot("sync-01-apps-before")
 
