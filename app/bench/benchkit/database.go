@@ -134,3 +134,32 @@ func SeedCustomers(ctx context.Context, db *gorm.DB, tenant *models.Tenant, n in
 	_, err = models.RebuildCustomerMasks(ctx, db, tenant.ID, nil)
 	return true, err
 }
+
+// WarmTenant reads the tenant's rows of each table through its clustered
+// index and every index that begins with tenant_id, so that MariaDB's buffer
+// pool holds them as it would on a server that has been serving the tenant.
+// Benchmarks run one after another on one MariaDB, and each database is
+// larger than a fair share of the pool: without this, whichever runs first
+// after another measures reads from disk for its first seconds. It returns
+// how long the reads took.
+func WarmTenant(ctx context.Context, db *gorm.DB, tenantID int64, tables ...string) (time.Duration, error) {
+	start := time.Now()
+	db = db.WithContext(ctx)
+	for _, table := range tables {
+		var indexes []string
+		if err := db.Raw(`SELECT DISTINCT index_name FROM information_schema.statistics
+WHERE table_schema = DATABASE() AND table_name = ? AND (index_name = 'PRIMARY' OR (seq_in_index = 1 AND column_name = 'tenant_id'))`, table).
+			Scan(&indexes).Error; err != nil {
+			return 0, err
+		}
+		for _, ix := range indexes {
+			// A secondary index is read alone; PRIMARY reads the rows.
+			var n int64
+			if err := db.Raw("SELECT COUNT(*) FROM "+table+" FORCE INDEX (`"+ix+"`) WHERE tenant_id = ?", tenantID).
+				Scan(&n).Error; err != nil {
+				return 0, fmt.Errorf("warm %s.%s: %w", table, ix, err)
+			}
+		}
+	}
+	return time.Since(start), nil
+}
