@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 
 	"gorm.io/gorm"
 
-	"oneid/app/binding"
 	"oneid/app/config"
-	"oneid/app/wechat"
+	"oneid/app/server"
 	"oneid/migrations"
 	"oneid/models"
 )
@@ -22,70 +20,28 @@ type system struct {
 	log    *slog.Logger
 	db     *gorm.DB
 	sealer *models.Sealer
-	// wrapWeChat, when set, wraps the WeChat client's transport (demo mode:
-	// loopback only).
-	wrapWeChat func(http.RoundTripper) http.RoundTripper
 }
 
 func boot(ctx context.Context, env *environment) (*system, error) {
-	cfg, err := config.Load(env.getenv)
+	cfg, log, err := loadConfig(env)
 	if err != nil {
 		return nil, err
 	}
-	log := slog.New(slog.NewJSONHandler(env.stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	if err := cfg.EnsureEmbeddedKey(); err != nil {
-		return nil, err
-	}
-	if cfg.SecretKeyGenerated {
-		log.Warn("generated a new secret key for the embedded database; keep it with the data folder, and set ONEID_SECRET_KEY in production",
-			"path", cfg.DataDir+"/secret.key")
-	}
-	sealer, err := models.NewSealer(cfg.SecretKey)
+	db, sealer, err := server.Open(ctx, &cfg, log)
 	if err != nil {
 		return nil, err
-	}
-	db, err := models.Open(cfg.DatabaseURL)
-	if err != nil {
-		return nil, err
-	}
-	applied, err := migrations.Apply(ctx, db)
-	if err != nil {
-		return nil, fmt.Errorf("migrate %s: %w", models.RedactURL(cfg.DatabaseURL), err)
-	}
-	if len(applied) > 0 {
-		log.Info("applied migrations", "versions", applied)
 	}
 	return &system{cfg: cfg, log: log, db: db, sealer: sealer}, nil
 }
 
-// wechatClient is the process's one WeChat client: API hosts and OneID's
-// third-party platform from the configuration, tokens shared through the
-// database (sealed) and watched for the Apps page's token health.
-func (s *system) wechatClient() *wechat.Client {
-	w := s.cfg.WeChat
-	store := binding.ObserveTokens(models.NewWechatTokenStore(s.db, s.sealer), s.db, s.log)
-	// A follower sync keeps several batchget calls in flight: keep their
-	// connections open rather than the default two per host.
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConnsPerHost = 32
-	var rt http.RoundTripper = transport
-	if s.wrapWeChat != nil {
-		rt = s.wrapWeChat(rt)
+// loadConfig reads the configuration from the environment and makes the
+// process's logger (JSON lines on stderr at ONEID_LOG_LEVEL).
+func loadConfig(env *environment) (config.Config, *slog.Logger, error) {
+	cfg, err := config.Load(env.getenv)
+	if err != nil {
+		return cfg, nil, err
 	}
-	return wechat.New(wechat.Config{
-		APIBase:    w.APIBase,
-		OpenBase:   w.OpenBase,
-		MPBase:     w.MPBase,
-		HTTPClient: &http.Client{Transport: rt},
-		Tokens:     store,
-		Logger:     s.log,
-		Component: wechat.Component{
-			AppID:  w.ComponentAppID,
-			Secret: w.ComponentSecret,
-			Token:  w.ComponentToken,
-			AESKey: w.ComponentAESKey,
-		},
-	})
+	return cfg, slog.New(slog.NewJSONHandler(env.stderr, &slog.HandlerOptions{Level: cfg.LogLevel})), nil
 }
 
 func (s *system) close() {

@@ -3,41 +3,23 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
 	"oneid/app/demo"
-	"oneid/app/wechat"
+	"oneid/app/server"
 )
 
-// startDemo starts the WeChat simulator of `serve --demo` and points the
-// portal's WeChat settings at it, through a loopback-only transport.
-func startDemo(sys *system) (*demo.Demo, error) {
-	dm, err := demo.Start(demo.Config{DB: sys.db, Sealer: sys.sealer, Log: sys.log, DataDir: sys.cfg.DataDir})
-	if err != nil {
-		return nil, err
-	}
-	sys.cfg.WeChat = dm.WeChat()
-	sys.wrapWeChat = dm.Transport
-	sys.log.Info("demo mode: WeChat is the in-process simulator", "simulator", dm.SimURL())
-	return dm, nil
-}
-
-// prepareDemo makes (or finds) the demo workspace once the portal listens on
-// addr, and prints how to sign in.
-func prepareDemo(ctx context.Context, sys *system, dm *demo.Demo, addr net.Addr, wx *wechat.Client, env *environment) error {
+// prepareDemo makes (or finds) the demo workspace once the portal listens,
+// and prints how to sign in.
+func prepareDemo(ctx context.Context, run *server.Running, env *environment) error {
 	start := time.Now()
-	host, port, _ := net.SplitHostPort(addr.String())
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	portal := "http://" + net.JoinHostPort(host, port) // pushes stay on loopback
-	r, err := dm.Prepare(ctx, portal, wx)
+	portal := run.URL // pushes stay on loopback
+	r, err := run.Demo.Prepare(ctx, portal, run.WeChat)
 	if err != nil {
 		return err
 	}
-	url := sys.cfg.PublicURL
+	url := run.Config.PublicURL
 	if strings.HasSuffix(url, ":0") {
 		url = portal
 	}
