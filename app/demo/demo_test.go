@@ -3,63 +3,37 @@ package demo_test
 import (
 	"context"
 	"crypto/rand"
-	"log/slog"
-	"net"
-	"net/http"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"oneid/app/config"
 	"oneid/app/demo"
-	"oneid/app/web"
-	"oneid/app/wechat"
-	"oneid/migrations"
+	"oneid/app/server"
 	"oneid/models"
 )
 
-// startOnce is one `serve --demo` start in process, at a small scale: the
-// simulator, the portal on a loopback listener, Prepare.
+// startOnce is one `serve --demo` start in process, at a small scale:
+// server.Start with the simulator, Prepare once the portal listens, then a
+// stop as on SIGTERM.
 func startOnce(t *testing.T, dir string, key []byte) *demo.Ready {
 	t.Helper()
-	db, err := models.Open("sqlite://" + filepath.Join(dir, "oneid.db"))
+	env := map[string]string{"ONEID_DATA_DIR": dir, "ONEID_SECRET_KEY": base64.StdEncoding.EncodeToString(key), "ONEID_ADDR": freeAddr(t)}
+	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if s, err := db.DB(); err == nil {
-			s.Close()
+	run, err := server.Start(context.Background(), cfg, server.Options{Demo: &server.DemoOptions{Scale: 0.05, SyncLatency: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := run.Stop(context.Background()); err != nil {
+			t.Errorf("stop: %v", err)
 		}
-	})
-	if _, err := migrations.Apply(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := models.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := demo.Start(demo.Config{DB: db, Sealer: sealer, DataDir: dir, Scale: 0.05, SyncLatency: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	wc := d.WeChat()
-	wx := wechat.New(wechat.Config{APIBase: wc.APIBase, OpenBase: wc.OpenBase, MPBase: wc.MPBase,
-		HTTPClient: &http.Client{Transport: d.Transport(nil)}, Tokens: models.NewWechatTokenStore(db, sealer),
-		Component: wechat.Component{AppID: wc.ComponentAppID, Secret: wc.ComponentSecret, Token: wc.ComponentToken, AESKey: wc.ComponentAESKey}})
-	app, err := web.New(web.Deps{Config: config.Config{PublicURL: base, Addr: ln.Addr().String(), WeChat: wc},
-		DB: db, Log: slog.New(slog.DiscardHandler), Sealer: sealer, WeChat: wx})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = app.Listener(ln) }()
-	t.Cleanup(func() { _ = app.Shutdown() })
-	r, err := d.Prepare(context.Background(), base, wx)
+	}()
+	r, err := run.Demo.Prepare(context.Background(), run.URL, run.WeChat)
 	if err != nil {
 		t.Fatal(err)
 	}
