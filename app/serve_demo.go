@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"oneid/app/demo"
 	"oneid/app/server"
@@ -13,7 +12,6 @@ import (
 // prepareDemo makes (or finds) the demo workspace once the portal listens,
 // and prints how to sign in.
 func prepareDemo(ctx context.Context, run *server.Running, env *environment) error {
-	start := time.Now()
 	portal := run.URL // pushes stay on loopback
 	r, err := run.Demo.Prepare(ctx, portal, run.WeChat)
 	if err != nil {
@@ -28,7 +26,7 @@ func prepareDemo(ctx context.Context, run *server.Running, env *environment) err
 		what = fmt.Sprintf("made the demo workspace: %d customers, %d identities, %d events", r.Seeded.Customers, r.Seeded.Identities, r.Seeded.Events)
 	}
 	w := env.stdout
-	fmt.Fprintf(w, "\nOneID demo (%s in %.1fs)\n", what, time.Since(start).Seconds())
+	fmt.Fprintf(w, "\nOneID demo (%s in %.1fs)\n", what, r.Took.Seconds())
 	fmt.Fprintf(w, "  open:      %s/signin\n", url)
 	fmt.Fprintf(w, "  sign in:   %s\n", r.Email)
 	fmt.Fprintf(w, "  password:  %s\n", r.Password)
