@@ -81,14 +81,17 @@ type Actor struct {
 	RequestID string
 }
 
+// Event is the audit line of what who did to target, at (zero: now).
+func (a Actor) Event(action, target, detail string, at time.Time) models.AuditEvent {
+	return models.AuditEvent{ActorUserID: a.UserID, Actor: a.Email, Action: action, Target: target, Detail: detail,
+		IP: a.IP, RequestID: a.RequestID, CreatedAt: at}
+}
+
 // wechatActor is the actor of WeChat's own notices.
 var wechatActor = Actor{Email: "WeChat"}
 
 func (s *Service) audit(db *gorm.DB, tenantID int64, who Actor, action, target, detail string) error {
-	return models.RecordAudit(db, tenantID, models.AuditEvent{
-		ActorUserID: who.UserID, Actor: who.Email, Action: action, Target: target, Detail: detail,
-		IP: who.IP, RequestID: who.RequestID, CreatedAt: s.now(),
-	})
+	return models.RecordAudit(db, tenantID, who.Event(action, target, detail, s.now()))
 }
 
 // Reasons a binding is refused. The portal shows each with its own message;

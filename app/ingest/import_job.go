@@ -200,8 +200,7 @@ func firstRejection(r models.ResolveResult) error {
 }
 
 func (im *Importer) audit(db *gorm.DB, tenantID int64, who ImportActor, action, target, detail string) error {
-	return models.RecordAudit(db, tenantID, models.AuditEvent{ActorUserID: who.UserID, Actor: who.Email,
-		Action: action, Target: target, Detail: detail, IP: who.IP, RequestID: who.RequestID, CreatedAt: im.now()})
+	return models.RecordAudit(db, tenantID, who.Event(action, target, detail, im.now()))
 }
 
 func clipName(s string) string {

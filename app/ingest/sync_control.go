@@ -71,8 +71,7 @@ func StartSync(db *gorm.DB, tenantID, appID int64, who SyncActor, now time.Time)
 			}
 			detail = fmt.Sprintf("job %d", job.ID)
 		}
-		return models.RecordAudit(tx, tenantID, models.AuditEvent{ActorUserID: who.UserID, Actor: who.Email,
-			Action: models.AuditSyncStarted, Target: app.AppID, Detail: detail, IP: who.IP, RequestID: who.RequestID, CreatedAt: now})
+		return models.RecordAudit(tx, tenantID, who.Event(models.AuditSyncStarted, app.AppID, detail, now))
 	})
 	return job, err
 }
@@ -104,9 +103,8 @@ func CancelSync(db *gorm.DB, tenantID, appID int64, who SyncActor, now time.Time
 		if err != nil || !immediate {
 			return err
 		}
-		return models.RecordAudit(tx, tenantID, models.AuditEvent{ActorUserID: who.UserID, Actor: who.Email,
-			Action: models.AuditSyncCancelled, Target: app.AppID, Detail: fmt.Sprintf("job %d: before it started", live.ID),
-			IP: who.IP, RequestID: who.RequestID, CreatedAt: now})
+		return models.RecordAudit(tx, tenantID, who.Event(models.AuditSyncCancelled, app.AppID,
+			fmt.Sprintf("job %d: before it started", live.ID), now))
 	})
 }
 
@@ -130,8 +128,7 @@ func SetSyncSchedule(db *gorm.DB, tenantID, appID int64, enabled bool, everyHour
 		if enabled {
 			detail = fmt.Sprintf("every %d h", everyHours)
 		}
-		return models.RecordAudit(tx, tenantID, models.AuditEvent{ActorUserID: who.UserID, Actor: who.Email,
-			Action: models.AuditSyncScheduled, Target: app.AppID, Detail: detail, IP: who.IP, RequestID: who.RequestID, CreatedAt: now})
+		return models.RecordAudit(tx, tenantID, who.Event(models.AuditSyncScheduled, app.AppID, detail, now))
 	})
 }
 
