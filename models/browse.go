@@ -512,7 +512,7 @@ func (q *listQuery) planSource() {
 // nicknameIndexMax: a nickname prefix matching at most this many customers
 // is served from the nickname index and counted exactly; a commoner one is
 // estimated, and planPrefix chooses how to read it (a variable for tests:
-// export_test.go).
+// testhooks_test.go).
 var nicknameIndexMax int64 = 500
 
 // Relative costs of an entry read by a plan, for planPrefix: one an index

@@ -30,9 +30,6 @@ var sourceBits = map[string]int64{
 	SourceImport:      1 << 5,
 }
 
-// SourceBit is the source's bit in a customer's src_mask (0 for none).
-func SourceBit(source string) int64 { return sourceBits[source] }
-
 // Sources lists the identity sources in display order.
 func Sources() []string {
 	return []string{SourceSync, SourceEvent, SourceOAuth, SourceMiniProgram, SourcePaid, SourceImport}

@@ -8,3 +8,6 @@ func SetNicknameIndexMax(n int64) (restore func()) {
 	nicknameIndexMax = n
 	return func() { nicknameIndexMax = old }
 }
+
+// SourceBit is the source's bit in a customer's src_mask (0 for none).
+func SourceBit(source string) int64 { return sourceBits[source] }
