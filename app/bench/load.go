@@ -267,27 +267,7 @@ func newLoadWorld(ctx context.Context, b *bench, sessions int) (*loadWorld, erro
 // ensureMember makes (or finds) a person with the benchmark's password and
 // the given role in the benchmark tenant.
 func ensureMember(b *bench, hash, email, role string) (*models.Membership, error) {
-	db := b.db
-	user, err := models.FindUserByEmail(db, email)
-	if errors.Is(err, models.ErrNotFound) {
-		user = &models.User{Email: email, Name: strings.SplitN(email, "@", 2)[0], PasswordHash: hash, Locale: "zh-CN"}
-		err = models.CreateUser(db, user)
-	} else if err == nil {
-		err = db.Model(&models.User{}).Where("id = ?", user.ID).Update("password_hash", hash).Error
-	}
-	if err != nil {
-		return nil, err
-	}
-	m, err := models.AddMember(db, b.tenant.ID, user.ID, role)
-	if err != nil {
-		return nil, err
-	}
-	if m.Role != role {
-		if m, err = models.ChangeRole(db, b.tenant.ID, m.ID, role); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
+	return benchkit.EnsureMember(b.db, b.tenant.ID, hash, email, strings.SplitN(email, "@", 2)[0], role)
 }
 
 var (

@@ -91,19 +91,38 @@ func EnsureTenant(ctx context.Context, db *gorm.DB, t Tenant) (*models.Tenant, e
 	if tenant.Slug != t.Slug {
 		return nil, fmt.Errorf("the benchmark tenant got slug %q, want %q", tenant.Slug, t.Slug)
 	}
-	user, err := models.FindUserByEmail(db, t.Email)
+	if _, err := EnsureMember(db, tenant.ID, hash, t.Email, "Bench Marketer", models.RoleMarketer); err != nil {
+		return nil, err
+	}
+	return tenant, nil
+}
+
+// EnsureMember makes (or finds) the person email, named name when made, with
+// the password hash and the given role in the tenant. The database is the
+// benchmark's own: an existing person's password hash is replaced.
+func EnsureMember(db *gorm.DB, tenantID int64, hash, email, name, role string) (*models.Membership, error) {
+	user, err := models.FindUserByEmail(db, email)
 	if errors.Is(err, models.ErrNotFound) {
-		user = &models.User{Email: t.Email, Name: "Bench Marketer", PasswordHash: hash, Locale: "zh-CN"}
-		if err = models.CreateUser(db, user); err == nil {
-			_, err = models.AddMember(db, tenant.ID, user.ID, models.RoleMarketer)
-		}
+		user = &models.User{Email: email, Name: name, PasswordHash: hash, Locale: "zh-CN"}
+		err = models.CreateUser(db, user)
 	} else if err == nil {
 		err = db.Model(&models.User{}).Where("id = ?", user.ID).Update("password_hash", hash).Error
 	}
 	if err != nil {
 		return nil, err
 	}
-	return tenant, nil
+	m, err := models.AddMember(db, tenantID, user.ID, role)
+	if err != nil {
+		return nil, err
+	}
+	if m.Role != role {
+		// ChangeRole answers the membership as it was; only its role changes.
+		if _, err := models.ChangeRole(db, tenantID, m.ID, role); err != nil {
+			return nil, err
+		}
+		m.Role = role
+	}
+	return m, nil
 }
 
 // SeedCustomers tops the tenant up to n customers (once: later runs reuse
