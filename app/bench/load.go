@@ -275,47 +275,21 @@ var (
 	revokeLinkF = `(?s)<div>%s</div>.*?/invitations/(\d+)/revoke`
 )
 
-// signInAs signs a person in with a session of their own and reads its CSRF
+// signIn signs a person in with a session of their own and reads its CSRF
 // token from a page.
-func (w *loadWorld) signInAs(email string) (*loadSession, error) {
+func (w *loadWorld) signIn(email string) (*loadSession, error) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: loadTimeout,
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	s := &loadSession{http: c}
-	token := func(path string) (string, error) {
-		res, err := c.Get(w.base + path)
-		if err != nil {
-			return "", err
-		}
-		body, err := io.ReadAll(res.Body)
-		res.Body.Close()
-		if err != nil || res.StatusCode != http.StatusOK {
-			return "", fmt.Errorf("GET %s: %d %v", path, res.StatusCode, err)
-		}
-		m := csrfMeta.FindSubmatch(body)
-		if m == nil {
-			return "", fmt.Errorf("GET %s: no CSRF token", path)
-		}
-		return html.UnescapeString(string(m[1])), nil
+	if err := signInAs(c, w.base, email); err != nil {
+		return nil, err
 	}
-	anon, err := token("/signin")
+	token, err := csrfToken(c, w.base+"/t/"+benchSlug+"/dashboard")
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.PostForm(w.base+"/signin", url.Values{"email": {email}, "password": {benchPassword}, "_csrf": {anon}})
-	if err != nil {
-		return nil, err
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusSeeOther {
-		return nil, fmt.Errorf("sign in as %s: %d", email, res.StatusCode)
-	}
-	if s.csrf, err = token("/t/" + benchSlug + "/dashboard"); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return &loadSession{http: c, csrf: token}, nil
 }
 
 // call makes one request and checks its status and that the body holds want.
@@ -486,13 +460,13 @@ type loadResult struct {
 func (w *loadWorld) run(ctx context.Context, proc *benchkit.Process, o loadOptions) error {
 	var err error
 	for i := 1; i <= o.sessions; i++ {
-		s, err := w.signInAs(loadMarketerEmail(i))
+		s, err := w.signIn(loadMarketerEmail(i))
 		if err != nil {
 			return err
 		}
 		w.readers = append(w.readers, s)
 	}
-	if w.admin, err = w.signInAs(loadAdminEmail); err != nil {
+	if w.admin, err = w.signIn(loadAdminEmail); err != nil {
 		return err
 	}
 	// Warm up, unmeasured: every filter's first page (which also gives each

@@ -197,35 +197,48 @@ func (b *bench) signIn() (*browser, error) {
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 2, DisableCompression: true},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
-	_, body, err := c.get("/signin")
-	if err != nil {
+	if err := signInAs(c.http, b.base, benchEmail); err != nil {
 		return nil, err
-	}
-	m := csrfMeta.FindStringSubmatch(body)
-	if m == nil {
-		return nil, errors.New("sign-in page without a CSRF token")
-	}
-	form := url.Values{"email": {benchEmail}, "password": {benchPassword}, "_csrf": {html.UnescapeString(m[1])}}
-	res, err := c.http.PostForm(b.base+"/signin", form)
-	if err != nil {
-		return nil, err
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusSeeOther {
-		return nil, fmt.Errorf("sign in: %d", res.StatusCode)
 	}
 	return c, nil
 }
 
-func (c *browser) get(path string) (int, string, error) {
-	res, err := c.http.Get(c.base + path)
+// signInAs signs the client (its own cookie jar, redirects not followed) in
+// at base as email with the benchmark's password (bench browse and bench
+// load).
+func signInAs(c *http.Client, base, email string) error {
+	token, err := csrfToken(c, base+"/signin")
 	if err != nil {
-		return 0, "", err
+		return err
 	}
-	defer res.Body.Close()
+	res, err := c.PostForm(base+"/signin", url.Values{"email": {email}, "password": {benchPassword}, "_csrf": {token}})
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther {
+		return fmt.Errorf("sign in as %s: %d", email, res.StatusCode)
+	}
+	return nil
+}
+
+// csrfToken gets a page (200) and reads its CSRF token.
+func csrfToken(c *http.Client, u string) (string, error) {
+	res, err := c.Get(u)
+	if err != nil {
+		return "", err
+	}
 	body, err := io.ReadAll(res.Body)
-	return res.StatusCode, string(body), err
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %d %v", u, res.StatusCode, err)
+	}
+	m := csrfMeta.FindSubmatch(body)
+	if m == nil {
+		return "", fmt.Errorf("GET %s: no CSRF token", u)
+	}
+	return html.UnescapeString(string(m[1])), nil
 }
 
 // timed gets a page and says how long it took; anything but 200 is an error.
