@@ -57,9 +57,7 @@ type Running struct {
 	// Config is the configuration as started: with the secret key of the
 	// embedded database and, in demo mode, the simulator's WeChat settings.
 	Config config.Config
-	Log    *slog.Logger
 	DB     *gorm.DB
-	Sealer *models.Sealer
 	// WeChat is the process's one WeChat client; WeChatTransport is its
 	// transport before any wrapping (for closing idle connections).
 	WeChat          *wechat.Client
@@ -128,7 +126,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *Running, er
 	if err != nil {
 		return nil, err
 	}
-	r := &Running{Config: cfg, Log: log, DB: db, Sealer: sealer, served: make(chan error, 1), listenerDone: make(chan struct{})}
+	r := &Running{Config: cfg, DB: db, served: make(chan error, 1), listenerDone: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			r.teardown()
