@@ -2,6 +2,7 @@ package web
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -33,12 +34,7 @@ func (s *Server) auditPage(c *fiber.Ctx) error {
 
 // audit records an event in the request's tenant, by the signed-in person.
 func (s *Server) audit(c *fiber.Ctx, action, target, detail string) error {
-	st := state(c)
-	e := models.AuditEvent{Action: action, Target: target, Detail: detail, IP: c.IP(), RequestID: st.id}
-	if st.user != nil {
-		e.ActorUserID, e.Actor = st.user.ID, st.user.Email
-	}
-	return models.RecordAudit(s.dbFor(c), scope(c).TenantID, e)
+	return models.RecordAudit(s.dbFor(c), scope(c).TenantID, s.actor(c).Event(action, target, detail, time.Time{}))
 }
 
 // auditEveryTenantOf records an event about a person in each tenant they

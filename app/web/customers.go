@@ -283,12 +283,7 @@ func (s *Server) deleteCustomer(c *fiber.Ctx) error {
 		}
 		return redirect(c, tenantPath(sc.Slug, "customers/"+strconv.FormatInt(id, 10)+"/delete"))
 	}
-	st := state(c)
-	e := models.AuditEvent{IP: c.IP(), RequestID: st.id}
-	if st.user != nil {
-		e.ActorUserID, e.Actor = st.user.ID, st.user.Email
-	}
-	if _, err := models.EraseCustomer(s.dbFor(c), sc.TenantID, id, e); err != nil {
+	if _, err := models.EraseCustomer(s.dbFor(c), sc.TenantID, id, s.auditActor(c)); err != nil {
 		return err
 	}
 	return redirect(c, tenantPath(sc.Slug, "customers")+"?deleted=1")

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/url"
 	"sort"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -253,12 +254,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // auditActor is the signed-in person, their address and the request, for an
 // audit line.
 func (s *Server) auditActor(c *fiber.Ctx) models.AuditEvent {
-	st := state(c)
-	e := models.AuditEvent{IP: c.IP(), RequestID: st.id}
-	if st.user != nil {
-		e.ActorUserID, e.Actor = st.user.ID, st.user.Email
-	}
-	return e
+	return s.actor(c).Event("", "", "", time.Time{})
 }
 
 // postValues is the submitted form as url.Values.

@@ -111,9 +111,8 @@ func (s *Server) saveOAuthHosts(c *fiber.Ctx) error {
 		if err := models.SetOAuthReturnHosts(tx, sc.TenantID, v.AppID, hosts, s.now()); err != nil {
 			return err
 		}
-		return models.RecordAudit(tx, sc.TenantID, models.AuditEvent{ActorUserID: sc.UserID, Actor: state(c).user.Email,
-			Action: models.AuditOAuthHostsChanged, Target: v.WeChatAppID, Detail: strings.Join(hosts, " "),
-			IP: c.IP(), RequestID: requestID(c), CreatedAt: s.now()})
+		return models.RecordAudit(tx, sc.TenantID, s.actor(c).Event(models.AuditOAuthHostsChanged, v.WeChatAppID,
+			strings.Join(hosts, " "), s.now()))
 	})
 	if err != nil {
 		return err
