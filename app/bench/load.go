@@ -282,10 +282,10 @@ func (w *loadWorld) signIn(email string) (*loadSession, error) {
 	c := &http.Client{Jar: jar, Timeout: loadTimeout,
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	if err := signInAs(c, w.base, email); err != nil {
+	if err := benchkit.SignIn(c, w.base, email, benchPassword); err != nil {
 		return nil, err
 	}
-	token, err := csrfToken(c, w.base+"/t/"+benchSlug+"/dashboard")
+	token, err := benchkit.CSRFToken(c, w.base+"/t/"+benchSlug+"/dashboard")
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"html"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -26,7 +25,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"regexp"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -177,8 +175,6 @@ func (b *bench) startServer() error {
 	return nil
 }
 
-var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]*)"`)
-
 // browser is one signed-in client with its own connection and cookies.
 type browser struct {
 	http *http.Client
@@ -197,48 +193,10 @@ func (b *bench) signIn() (*browser, error) {
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 2, DisableCompression: true},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
-	if err := signInAs(c.http, b.base, benchEmail); err != nil {
+	if err := benchkit.SignIn(c.http, b.base, benchEmail, benchPassword); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-// signInAs signs the client (its own cookie jar, redirects not followed) in
-// at base as email with the benchmark's password (bench browse and bench
-// load).
-func signInAs(c *http.Client, base, email string) error {
-	token, err := csrfToken(c, base+"/signin")
-	if err != nil {
-		return err
-	}
-	res, err := c.PostForm(base+"/signin", url.Values{"email": {email}, "password": {benchPassword}, "_csrf": {token}})
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusSeeOther {
-		return fmt.Errorf("sign in as %s: %d", email, res.StatusCode)
-	}
-	return nil
-}
-
-// csrfToken gets a page (200) and reads its CSRF token.
-func csrfToken(c *http.Client, u string) (string, error) {
-	res, err := c.Get(u)
-	if err != nil {
-		return "", err
-	}
-	body, err := io.ReadAll(res.Body)
-	res.Body.Close()
-	if err != nil || res.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %d %v", u, res.StatusCode, err)
-	}
-	m := csrfMeta.FindSubmatch(body)
-	if m == nil {
-		return "", fmt.Errorf("GET %s: no CSRF token", u)
-	}
-	return html.UnescapeString(string(m[1])), nil
 }
 
 // timed gets a page and says how long it took; anything but 200 is an error.

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -22,7 +21,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -124,54 +122,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	return b.measure(ctx, srv, *shape)
 }
 
-var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]*)"`)
-
 // signIn signs the marketer in and returns the client and a CSRF token.
 func (b *bench) signIn(base string) (*http.Client, string, error) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Transport: &http.Transport{DisableCompression: true},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	page := func(path string) (string, error) {
-		res, err := c.Get(base + path)
-		if err != nil {
-			return "", err
-		}
-		defer res.Body.Close()
-		body, err := io.ReadAll(res.Body)
-		if res.StatusCode != http.StatusOK {
-			return "", fmt.Errorf("GET %s: %d", path, res.StatusCode)
-		}
-		return string(body), err
-	}
-	body, err := page("/signin")
-	if err != nil {
+	if err := benchkit.SignIn(c, base, benchEmail, benchPassword); err != nil {
 		return nil, "", err
-	}
-	m := csrfMeta.FindStringSubmatch(body)
-	if m == nil {
-		return nil, "", errors.New("sign-in page without a CSRF token")
-	}
-	res, err := c.PostForm(base+"/signin", url.Values{"email": {benchEmail}, "password": {benchPassword}, "_csrf": {html.UnescapeString(m[1])}})
-	if err != nil {
-		return nil, "", err
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusSeeOther {
-		return nil, "", fmt.Errorf("sign in: %d", res.StatusCode)
 	}
 	// The confirmation page, as a person would see it first; its token is
 	// the session's.
 	start := time.Now()
-	body, err = page("/t/" + benchSlug + "/customers/export")
+	token, err := benchkit.CSRFToken(c, base+"/t/"+benchSlug+"/customers/export")
 	if err != nil {
 		return nil, "", err
 	}
 	b.logf("confirmation page (exact count) in %.0f ms", ms(time.Since(start)))
-	m = csrfMeta.FindStringSubmatch(body)
-	if m == nil {
-		return nil, "", errors.New("confirmation page without a CSRF token")
-	}
-	return c, html.UnescapeString(m[1]), nil
+	return c, token, nil
 }
 
 // recordCounter counts CSV records: line ends outside quotes.
