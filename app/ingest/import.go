@@ -289,10 +289,7 @@ func parseImportTime(v string) (time.Time, bool) {
 		return t.UTC().Truncate(time.Second), true
 	}
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 1_000_000_000 || n > 4_000_000_000 {
-			return time.Time{}, false
-		}
-		return time.Unix(n, 0).UTC(), true
+		return inRange(time.Unix(n, 0))
 	}
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return inRange(t)
