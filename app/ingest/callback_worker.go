@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"oneid/app/jobs"
 	"oneid/app/wechat"
 	"oneid/models"
 )
@@ -32,13 +33,12 @@ func (c *Callbacks) Run(ctx context.Context) error {
 		}
 		// While the database fails, look less often (up to 10 s); a push
 		// stored by this instance still wakes the worker at once.
-		wait := c.cfg.Poll
 		if err != nil && ctx.Err() == nil {
 			failures++
-			wait = min(c.cfg.Poll<<min(failures, 10), max(10*time.Second, c.cfg.Poll))
 		} else {
 			failures = 0
 		}
+		wait := jobs.PollWait(c.cfg.Poll, failures)
 		select {
 		case <-ctx.Done():
 			return nil

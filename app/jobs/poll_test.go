@@ -21,8 +21,8 @@ func TestPollWaitBacksOff(t *testing.T) {
 		{time.Minute, 1, time.Minute}, // never below the poll itself
 	}
 	for _, c := range cases {
-		if got := pollWait(c.poll, c.failures); got != c.want {
-			t.Errorf("pollWait(%v, %d) = %v, want %v", c.poll, c.failures, got, c.want)
+		if got := PollWait(c.poll, c.failures); got != c.want {
+			t.Errorf("PollWait(%v, %d) = %v, want %v", c.poll, c.failures, got, c.want)
 		}
 	}
 }

@@ -178,7 +178,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		// The queue could not be read (the database is down): poll less
 		// often while it stays so, up to maxPollBackoff, and at the usual
 		// pace again as soon as it answers.
-		t := time.NewTimer(pollWait(r.cfg.Poll, failures))
+		t := time.NewTimer(PollWait(r.cfg.Poll, failures))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -193,9 +193,10 @@ func (r *Runner) Run(ctx context.Context) error {
 // maxPollBackoff bounds the wait between polls of a queue that cannot be read.
 const maxPollBackoff = 10 * time.Second
 
-// pollWait is the wait before the next poll after failures failed ones in a
+// PollWait is the wait before the next poll after failures failed ones in a
 // row: poll itself, then doubling up to maxPollBackoff (never below poll).
-func pollWait(poll time.Duration, failures int) time.Duration {
+// The callback worker backs off the same way.
+func PollWait(poll time.Duration, failures int) time.Duration {
 	if failures <= 0 {
 		return poll
 	}
