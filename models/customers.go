@@ -172,6 +172,19 @@ ORDER BY i.last_seen_at DESC LIMIT 1`, tenantID, appID, openID).Scan(&found).Err
 // Resolve does not store one row per synced follower (see followedOnSync), so
 // the line is drawn from the identity. Drawn lines have ID 0.
 func CustomerTimeline(db *gorm.DB, tenantID, customerID int64, limit int) ([]CustomerEvent, error) {
+	var synced []Identity
+	err := db.Scopes(ForTenant(tenantID)).Select("app_id", "openid", "first_seen_at", "subscribe_scene").
+		Where("customer_id = ? AND source = ? AND subscribe_time IS NOT NULL", customerID, SourceSync).Find(&synced).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: timeline of customer %d: %w", customerID, err)
+	}
+	return timelineWith(db, tenantID, customerID, limit, synced)
+}
+
+// timelineWith is CustomerTimeline given the identities a follower sync found
+// (source sync, with a follow time: the caller picks them): it reads the
+// stored events and adds the "followed" lines drawn from those identities.
+func timelineWith(db *gorm.DB, tenantID, customerID int64, limit int, synced []Identity) ([]CustomerEvent, error) {
 	if limit <= 0 {
 		limit = 100
 	}
@@ -181,21 +194,8 @@ func CustomerTimeline(db *gorm.DB, tenantID, customerID int64, limit int) ([]Cus
 	if err != nil {
 		return nil, fmt.Errorf("models: timeline of customer %d: %w", customerID, err)
 	}
-	var synced []Identity
-	err = db.Scopes(ForTenant(tenantID)).Select("app_id", "openid", "first_seen_at", "subscribe_scene").
-		Where("customer_id = ? AND source = ? AND subscribe_time IS NOT NULL", customerID, SourceSync).Find(&synced).Error
-	if err != nil {
-		return nil, fmt.Errorf("models: timeline of customer %d: %w", customerID, err)
-	}
-	return withSyncedFollows(events, synced, tenantID, customerID, limit), nil
-}
-
-// withSyncedFollows adds to a customer's stored events (newest first) the
-// "followed" lines drawn from the identities a follower sync found (source
-// sync, with a follow time: the caller picks them), and keeps the newest limit.
-func withSyncedFollows(events []CustomerEvent, synced []Identity, tenantID, customerID int64, limit int) []CustomerEvent {
 	if len(synced) == 0 {
-		return events
+		return events, nil
 	}
 	for _, i := range synced {
 		app := i.AppID
@@ -211,7 +211,7 @@ func withSyncedFollows(events []CustomerEvent, synced []Identity, tenantID, cust
 	if len(events) > limit {
 		events = events[:limit]
 	}
-	return events
+	return events, nil
 }
 
 // DeleteCustomer erases a customer with its identities and timeline, in one

@@ -39,25 +39,18 @@ func LoadProfile(db *gorm.DB, tenantID, customerID int64, timelineLimit int, app
 			return nil, err
 		}
 	}
-	// The timeline's stored events; its "followed" lines drawn from synced
-	// identities come from the identities just read (CustomerTimeline would
-	// read them again).
-	if timelineLimit <= 0 {
-		timelineLimit = 100
-	}
-	var events []CustomerEvent
-	err = db.Scopes(ForTenant(tenantID)).Where("customer_id = ?", customerID).
-		Order("occurred_at DESC, id DESC").Limit(timelineLimit).Find(&events).Error
-	if err != nil {
-		return nil, fmt.Errorf("models: timeline of customer %d: %w", customerID, err)
-	}
+	// The timeline's "followed" lines drawn from synced identities come from
+	// the identities just read (CustomerTimeline would read them again).
 	var synced []Identity
 	for _, i := range ids {
 		if i.Source == SourceSync && i.SubscribeTime != nil {
 			synced = append(synced, i)
 		}
 	}
-	events = withSyncedFollows(events, synced, tenantID, customerID, timelineLimit)
+	events, err := timelineWith(db, tenantID, customerID, timelineLimit, synced)
+	if err != nil {
+		return nil, err
+	}
 	p := &Profile{Customer: c, Identities: ids, Apps: make(map[int64]BrowseApp, len(apps)), Timeline: events}
 	for _, a := range apps {
 		p.Apps[a.ID] = a
