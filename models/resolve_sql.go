@@ -22,7 +22,6 @@ import (
 // tenant_id, every read and update here has "tenant_id = ?" as its first test,
 // and Resolve refuses a tenant id ≤ 0 before any of them runs.
 
-// exec and query run a statement built here on the transaction's connection.
 // exec and query run resolve's statements on its transaction's connection,
 // below gorm's callbacks (its bulk statements are built by hand), so they
 // apply the tenant guard's check of raw SQL themselves.

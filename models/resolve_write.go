@@ -214,7 +214,7 @@ func (r *resolver) identitiesByKey(which func(*identityPlan) bool, lock bool) ([
 	if len(openIDs) == 0 {
 		return nil, nil
 	}
-	q := "SELECT " + identityColumnList + " FROM " + "identities" + hintFor(r.tx, "ux_identities_app_openid") +
+	q := "SELECT " + identityColumnList + " FROM identities" + hintFor(r.tx, "ux_identities_app_openid") +
 		" WHERE tenant_id = ? AND app_id IN " + marks(len(appIDs)) + " AND openid IN " + marks(len(openIDs))
 	if lock {
 		q += " ORDER BY app_id, openid"
@@ -389,7 +389,7 @@ func (r *resolver) readCustomerIDs(keys []unionKey, ids map[unionKey]int64) erro
 		}
 		unionIDs = append(unionIDs, k.unionID)
 	}
-	q := "SELECT id, open_account_id, unionid FROM " + "customers" + hintFor(r.tx, "ux_customers_namespace_unionid") +
+	q := "SELECT id, open_account_id, unionid FROM customers" + hintFor(r.tx, "ux_customers_namespace_unionid") +
 		" WHERE tenant_id = ? AND open_account_id IN " + marks(len(nss)) + " AND unionid IN " + marks(len(unionIDs)) +
 		" ORDER BY open_account_id, unionid FOR UPDATE"
 	if err := r.scanCustomerIDs(ids, q, inArgs(inArgs([]any{r.tenantID}, nss), unionIDs)...); err != nil {
