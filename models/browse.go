@@ -758,9 +758,8 @@ func AppsOfMask(apps []BrowseApp, mask int64) []BrowseApp {
 			out = append(out, a)
 		}
 	}
-	// BrowseApps lists them by id already; other callers may not.
-	if !slices.IsSortedFunc(out, func(a, b BrowseApp) int { return cmp.Compare(a.ID, b.ID) }) {
-		slices.SortStableFunc(out, func(a, b BrowseApp) int { return cmp.Compare(a.ID, b.ID) })
-	}
+	// BrowseApps lists them by id already (the sort then moves nothing and
+	// allocates nothing); other callers may not.
+	slices.SortStableFunc(out, func(a, b BrowseApp) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
