@@ -188,6 +188,9 @@ type listQuery struct {
 	testSQL  []string // everything else, tested per index entry
 	testArg  []any
 	exact    bool // the rows the conditions reach are few: count them all
+	// exactN is the count when planning has it already (a nickname prefix
+	// that is the filter's only condition, counted by planSearch).
+	exactN   *int64
 	countCap int
 	stats    *ListStats
 	apps     []BrowseApp
@@ -347,6 +350,9 @@ func (q *listQuery) planSearch(s string) error {
 		q.none = true
 	} else if n <= nicknameIndexMax {
 		q.index, q.exact = nicknameIndex, true
+		if len(q.testSQL) == 1 && len(q.rangeSQL) == 0 && q.sourceBit == 0 {
+			q.exactN = &n
+		}
 	}
 	return nil
 }
@@ -610,6 +616,9 @@ func sourceValues(bit int64) []int64 {
 // counts matches up to countCap (exact if there are no more), and estimates
 // (or says "at least") beyond.
 func (q *listQuery) count() (Total, error) {
+	if q.exactN != nil {
+		return Total{N: *q.exactN, Exact: true}, nil
+	}
 	if q.exact {
 		where, args := q.where(true, nil, nil)
 		var n int64
