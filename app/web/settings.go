@@ -49,7 +49,8 @@ func (s *Server) settingsView(c *fiber.Ctx) (views.SettingsView, error) {
 }
 
 // createAPIKey makes a key and shows it on the page it answers with, once:
-// the page is not kept anywhere and a reload does not show it again.
+// the page is not kept anywhere (every page is no-store, see observe) and a
+// reload does not show it again.
 func (s *Server) createAPIKey(c *fiber.Ctx) error {
 	sc := scope(c)
 	name := form(c, "name")
@@ -74,7 +75,6 @@ func (s *Server) createAPIKey(c *fiber.Ctx) error {
 		return err
 	}
 	v.NewKey, v.NewKeyName = key, stored.Name
-	c.Set(fiber.HeaderCacheControl, "no-store")
 	return s.render(c, fiber.StatusOK, views.SettingsPage(v))
 }
 
