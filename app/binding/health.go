@@ -35,3 +35,14 @@ func (s *Service) Health(ctx context.Context, app *models.App) (Health, error) {
 	h.Errors = errs
 	return h, nil
 }
+
+// SharedSecret is Health's SharedSecret alone, for the apps list: it reads
+// the token counters of a bound self-managed app and not its recent errors.
+// False when they cannot be read.
+func (s *Service) SharedSecret(ctx context.Context, app *models.App) bool {
+	if s.wx == nil || !app.IsBound() || app.BindingMode != models.ModeSelfManaged {
+		return false
+	}
+	st, err := s.wx.TokenStats(ctx, app.AppID)
+	return err == nil && st.SharedSecretSuspected(s.now())
+}

@@ -78,11 +78,7 @@ func (s *Server) appsView(c *fiber.Ctx) (views.AppsView, error) {
 		row := appRow(a)
 		// The list marks a self-managed AppSecret that another system also
 		// refreshes (the app's own page shows the whole token health).
-		if a.IsBound() && a.BindingMode == models.ModeSelfManaged {
-			if h, err := s.apps.Health(c.UserContext(), a); err == nil {
-				row.SharedSecret = h.SharedSecret
-			}
-		}
+		row.SharedSecret = s.apps.SharedSecret(c.UserContext(), a)
 		switch {
 		case !a.IsBound():
 			v.Unbound = append(v.Unbound, row)
